@@ -1,0 +1,25 @@
+//! Compiles `secretctl/v1/*.proto` with the vendored `protoc`, so a fresh
+//! machine needs nothing but cargo.
+
+/// Every message whose fields may hold a password, a value, notes or a URL.
+/// Each gets a hand-written redacting `Debug` in `src/redacted.rs`.
+const VALUE_BEARING: [&str; 7] = [
+    ".secretctl.v1.InitRequest",
+    ".secretctl.v1.UnlockRequest",
+    ".secretctl.v1.FieldInput",
+    ".secretctl.v1.SetRequest",
+    ".secretctl.v1.GetResponse",
+    ".secretctl.v1.NamedValue",
+    ".secretctl.v1.MetadataResponse",
+];
+
+const PROTOS: [&str; 2] = ["secretctl/v1/daemon.proto", "secretctl/v1/vault.proto"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    tonic_prost_build::configure()
+        .skip_debug(VALUE_BEARING)
+        .compile_with_config(config, &PROTOS, &["."])?;
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! Durations as people write them on the command line and in config:
+//! `90s`, `30m`, `8h`, `30d`, `1h30m`.
+
+use std::time::Duration;
+
+/// A duration that could not be parsed; says what is accepted.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid duration '{input}': use a number with a unit, like 30s, 15m, 8h or 30d")]
+pub struct DurationError {
+    input: String,
+}
+
+/// Parses `30s`, `15m`, `8h`, `30d`, `2w` and combinations (`1h30m`).
+/// A bare number is refused: the unit is never guessed.
+pub fn parse(input: &str) -> Result<Duration, DurationError> {
+    let err = || DurationError {
+        input: input.to_string(),
+    };
+    let trimmed = input.trim();
+    if trimmed.is_empty() || trimmed.chars().all(|c| c.is_ascii_digit()) {
+        return Err(err());
+    }
+    humantime::parse_duration(trimmed).map_err(|_| err())
+}
+
+/// Formats a duration compactly for people (`1h 30m`), dropping sub-seconds.
+pub fn format(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// Formats unix seconds as RFC 3339 UTC (`2026-11-28T19:00:00Z`).
+pub fn rfc3339(unix_secs: i64) -> String {
+    let t = if unix_secs >= 0 {
+        std::time::UNIX_EPOCH + Duration::from_secs(unix_secs as u64)
+    } else {
+        std::time::UNIX_EPOCH
+    };
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_units() {
+        assert_eq!(parse("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse("8h").unwrap(), Duration::from_secs(8 * 3600));
+        assert_eq!(parse("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert_eq!(parse("1h30m").unwrap(), Duration::from_secs(5400));
+    }
+
+    #[test]
+    fn refuses_bare_numbers_and_garbage() {
+        for bad in ["", "10", "abc", "5 parsecs", "-1h"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_800_000_000), "2027-01-15T08:00:00Z");
+    }
+}

@@ -1,0 +1,30 @@
+//! `secretctl.v1`: the wire between `secretctld` and its clients.
+//!
+//! This crate owns the `.proto` definitions, the one typed client that dials
+//! the daemon's Unix socket ([`client`]), and the small vocabulary every piece
+//! must agree on: where files live ([`paths`]), what a key name is and how
+//! key patterns match ([`names`]), and how durations are written
+//! ([`duration`]). It links no cryptography and never decrypts anything.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod duration;
+pub mod names;
+pub mod paths;
+mod redacted;
+
+/// Generated messages and services of package `secretctl.v1`.
+pub mod v1 {
+    tonic::include_proto!("secretctl.v1");
+}
+
+/// Version of the workspace, shared by daemon, CLI and shim.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Wire protocol number. Bump it on any change an older peer would misread;
+/// clients compare it with `StatusResponse.protocol`.
+pub const PROTOCOL: u32 = 1;
+
+/// The message a request needing the key gets while the vault is locked
+/// (contract §3). Clients recognise it by this exact prefix.
+pub const LOCKED_MESSAGE: &str = "vault is locked: run 'secretctl unlock'";
