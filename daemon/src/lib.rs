@@ -1,1 +1,14 @@
+//! `secretctld`: the only process that holds the vault key.
+#![deny(unsafe_code)]
 
+pub mod config;
+pub mod crypto;
+#[allow(unsafe_code)]
+pub mod hardening;
+pub mod keyring;
+pub mod secret;
+pub mod server;
+pub mod service;
+pub mod session;
+pub mod store;
+pub mod vault;

@@ -1,1 +1,113 @@
-fn main(){}
+//! `secretctld`: unlocks the vault once and serves secretctl clients over a
+//! Unix socket. Normally started by the CLI or a user service.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use secretctl_proto::paths;
+use secretctld::config::Config;
+use secretctld::session::{Paths, Session};
+use secretctld::vault::Vault;
+use secretctld::{hardening, server};
+
+/// The secretctl daemon: holds the vault key in locked memory and serves the
+/// CLI and the MCP shim on a Unix socket only your uid may use.
+#[derive(Debug, Parser)]
+#[command(name = "secretctld", version, after_help = ENV_HELP)]
+struct Args {
+    /// Data directory (vault, policy, audit). Default: $SECRETCTL_HOME or ~/.secretctl
+    #[arg(long, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Socket path. Default: $SECRETCTL_SOCKET, else $XDG_RUNTIME_DIR/secretctl/secretctld.sock,
+    /// else $SECRETCTL_HOME/run/secretctld.sock
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+const ENV_HELP: &str = "Environment:
+  SECRETCTL_HOME    data directory
+  SECRETCTL_SOCKET  socket path
+  SECRETCTL_LOG     log filter, e.g. info or secretctld=debug (logs go to stderr)";
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_tracing();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("secretctld: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SECRETCTL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    // Files we create (vault, lock, socket) are ours alone.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    hardening::harden_process();
+
+    let home = match args.home {
+        Some(h) => h,
+        None => paths::home_dir()?,
+    };
+    let socket = args.socket.unwrap_or_else(|| paths::socket_path_in(&home));
+    ensure_home(&home)?;
+    let config = Config::load(&home.join(paths::CONFIG_FILE)).context("invalid daemon settings")?;
+
+    let socket_dir = socket
+        .parent()
+        .context("socket path has no parent directory")?
+        .to_path_buf();
+    server::prepare_socket_dir(&socket_dir)?;
+    let _instance = server::take_instance_lock(&socket)?;
+
+    let vault_path = home.join(paths::VAULT_FILE);
+    let vault = Vault::open(&vault_path).context("cannot open the vault")?;
+    let session = Session::new(
+        Paths {
+            home,
+            vault: vault_path,
+            socket: socket.clone(),
+        },
+        config,
+        vault,
+        false,
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = server::bind(&socket).await?;
+        server::serve(session, listener).await
+    })
+}
+
+/// Creates the data directory with mode 0700; warns if an existing one is open.
+fn ensure_home(home: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(home)
+        .with_context(|| format!("cannot create data directory {}", home.display()))?;
+    let mode = std::fs::metadata(home)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %home.display(), mode = format!("{mode:04o}"), "data directory is open to group or others: run chmod 700 on it");
+    }
+    Ok(())
+}

@@ -37,7 +37,10 @@ fn check(name: &str, extra: fn(u8) -> bool) -> Result<(), NameError> {
     if name.len() > MAX_KEY_LEN {
         return Err(NameError::TooLong(name.len()));
     }
-    if let Some(c) = name.chars().find(|c| !c.is_ascii() || !(key_byte(*c as u8) || extra(*c as u8))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !c.is_ascii() || !(key_byte(*c as u8) || extra(*c as u8)))
+    {
         return Err(NameError::BadChar(c));
     }
     let first = name.as_bytes()[0];
@@ -111,13 +114,74 @@ pub fn glob_match(pattern: &str, key: &str) -> bool {
     reach[k.len()]
 }
 
+/// Environment names a secret may never be injected as: they change how the
+/// child or its interpreter loads code, or they belong to secretctl.
+pub const ENV_DENY_EXACT: [&str; 10] = [
+    "BASH_ENV",
+    "ENV",
+    "NODE_OPTIONS",
+    "PYTHONSTARTUP",
+    "PYTHONPATH",
+    "PERL5OPT",
+    "RUBYOPT",
+    "IFS",
+    "PATH",
+    "HOME",
+];
+/// Prefixes of denied environment names.
+pub const ENV_DENY_PREFIX: [&str; 3] = ["LD_", "DYLD_", "SECRETCTL_"];
+
+/// Why an environment name cannot carry a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvNameError {
+    #[error("'{0}' is not a valid environment name: it must match ^[A-Z_][A-Z0-9_]*$")]
+    Invalid(String),
+    #[error("'{0}' is on the deny list: it would change how the command loads code")]
+    Denied(String),
+}
+
+/// Checks an environment name against contract §5 (shape and deny list).
+pub fn validate_env_name(name: &str) -> Result<(), EnvNameError> {
+    let b = name.as_bytes();
+    let shape = !b.is_empty()
+        && name.len() <= 256
+        && (b[0].is_ascii_uppercase() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_');
+    if !shape {
+        return Err(EnvNameError::Invalid(name.to_string()));
+    }
+    if ENV_DENY_EXACT.contains(&name) || ENV_DENY_PREFIX.iter().any(|p| name.starts_with(p)) {
+        return Err(EnvNameError::Denied(name.to_string()));
+    }
+    Ok(())
+}
+
+/// The environment name of a key (or of the pattern it was asked by):
+/// uppercase, with `/`, `-` and `.` turned into `_`, after `prefix`.
+pub fn env_name_for(key: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + key.len());
+    out.push_str(prefix);
+    out.extend(key.chars().map(|c| match c {
+        '/' | '-' | '.' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn accepts_contract_examples() {
-        for ok in ["a", "aws/access_key", "db.prod-1/PASS_WORD", "x/y/z", &"k".repeat(256)] {
+        for ok in [
+            "a",
+            "aws/access_key",
+            "db.prod-1/PASS_WORD",
+            "x/y/z",
+            &"k".repeat(256),
+        ] {
             assert_eq!(validate_key(ok), Ok(()), "{ok}");
         }
     }
@@ -171,5 +235,34 @@ mod tests {
         assert!(!glob_match("aws/key", "aws/key2"));
         assert!(!is_glob("aws/key"));
         assert!(is_glob("aws/*"));
+    }
+
+    #[test]
+    fn env_names() {
+        assert_eq!(env_name_for("aws/access_key", ""), "AWS_ACCESS_KEY");
+        assert_eq!(env_name_for("db.prod-1/x", "APP_"), "APP_DB_PROD_1_X");
+        assert_eq!(validate_env_name("AWS_ACCESS_KEY"), Ok(()));
+        assert_eq!(validate_env_name("_X1"), Ok(()));
+        for bad in ["", "1ABC", "lower", "A-B", "A B"] {
+            assert!(
+                matches!(validate_env_name(bad), Err(EnvNameError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        for denied in [
+            "PATH",
+            "HOME",
+            "LD_PRELOAD",
+            "DYLD_INSERT_LIBRARIES",
+            "SECRETCTL_X",
+            "ENV",
+            "IFS",
+        ] {
+            assert!(
+                matches!(validate_env_name(denied), Err(EnvNameError::Denied(_))),
+                "{denied}"
+            );
+        }
+        assert_eq!(validate_env_name("ENVIRONMENT"), Ok(()));
     }
 }

@@ -32,13 +32,23 @@ pub fn home_dir() -> Result<PathBuf, NoHome> {
 /// `$SECRETCTL_SOCKET`, else `$XDG_RUNTIME_DIR/secretctl/secretctld.sock`,
 /// else `$SECRETCTL_HOME/run/secretctld.sock`.
 pub fn socket_path() -> Result<PathBuf, NoHome> {
+    match socket_from_env() {
+        Some(p) => Ok(p),
+        None => Ok(home_dir()?.join("run").join("secretctld.sock")),
+    }
+}
+
+/// Like [`socket_path`], with `home` standing in for `$SECRETCTL_HOME`.
+pub fn socket_path_in(home: &std::path::Path) -> PathBuf {
+    socket_from_env().unwrap_or_else(|| home.join("run").join("secretctld.sock"))
+}
+
+fn socket_from_env() -> Option<PathBuf> {
     if let Some(s) = non_empty_env("SECRETCTL_SOCKET") {
-        return Ok(PathBuf::from(s));
+        return Some(PathBuf::from(s));
     }
-    if let Some(rt) = non_empty_env("XDG_RUNTIME_DIR") {
-        return Ok(PathBuf::from(rt).join("secretctl").join("secretctld.sock"));
-    }
-    Ok(home_dir()?.join("run").join("secretctld.sock"))
+    non_empty_env("XDG_RUNTIME_DIR")
+        .map(|rt| PathBuf::from(rt).join("secretctl").join("secretctld.sock"))
 }
 
 fn non_empty_env(name: &str) -> Option<std::ffi::OsString> {

@@ -1,0 +1,475 @@
+//! The secret model: limits, validation of everything a client sends, and
+//! the upsert rules of `set`.
+//!
+//! Pure: no I/O and no crypto of its own. Sealing is passed in, so the rules
+//! can be tested without a vault.
+//!
+//! Invariants: a request that breaks any rule is refused as a whole before
+//! anything is sealed or stored; error messages name the field or key, never
+//! a value.
+
+use secretctl_proto::names;
+use secretctl_proto::v1::{self, SetRequest};
+
+use crate::store::{BindingRecord, FieldRecord, SealedRecord, SecretRecord};
+
+/// Largest value of one field.
+pub const MAX_VALUE: usize = 1024 * 1024;
+/// Most fields in one secret.
+pub const MAX_FIELDS: usize = 100;
+/// Most tags on one secret.
+pub const MAX_TAGS: usize = 10;
+/// Longest tag.
+pub const MAX_TAG: usize = 64;
+/// Longest notes, in bytes.
+pub const MAX_NOTES: usize = 10 * 1024;
+/// Longest URL, in bytes.
+pub const MAX_URL: usize = 2048;
+/// Longest field name.
+pub const MAX_FIELD_NAME: usize = 64;
+/// Longest kind or hint text.
+pub const MAX_LABEL: usize = 256;
+/// Most bindings on one secret.
+pub const MAX_BINDINGS: usize = 100;
+/// The field a one-value secret uses.
+pub const DEFAULT_FIELD: &str = "value";
+
+/// A request broke a rule; the text says which and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid(msg.into()))
+}
+
+/// Where a sealed value goes; part of its associated data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot<'a> {
+    Field(&'a str),
+    Notes,
+    Url,
+}
+
+/// Checks a key name.
+pub fn check_key(key: &str) -> Result<(), Invalid> {
+    names::validate_key(key).map_err(|e| Invalid(e.to_string()))
+}
+
+/// Checks a field name: 1–64 bytes of `[A-Za-z0-9_.-]`, not starting with `-`.
+pub fn check_field_name(name: &str) -> Result<(), Invalid> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_FIELD_NAME
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        invalid(format!(
+            "invalid field name {name:?}: use 1-64 letters, digits, '_', '-' or '.'"
+        ))
+    }
+}
+
+fn check_value(field: &str, value: &[u8]) -> Result<(), Invalid> {
+    if value.is_empty() {
+        return invalid(format!("value of field '{field}' is empty"));
+    }
+    if value.len() > MAX_VALUE {
+        return invalid(format!(
+            "value of field '{field}' is {} bytes: the limit is 1 MiB",
+            value.len()
+        ));
+    }
+    if value.contains(&0) {
+        return invalid(format!(
+            "value of field '{field}' contains a NUL byte, which no environment variable can carry: base64-encode binary data"
+        ));
+    }
+    Ok(())
+}
+
+fn check_label(what: &str, text: &str) -> Result<(), Invalid> {
+    if text.len() > MAX_LABEL || text.chars().any(char::is_control) {
+        return invalid(format!(
+            "{what} must be at most {MAX_LABEL} bytes without control characters"
+        ));
+    }
+    Ok(())
+}
+
+fn check_tag(tag: &str) -> Result<(), Invalid> {
+    let ok = !tag.is_empty()
+        && tag.len() <= MAX_TAG
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        invalid(format!(
+            "invalid tag {tag:?}: use 1-64 letters, digits, '_' or '-'"
+        ))
+    }
+}
+
+fn check_notes(notes: &str) -> Result<(), Invalid> {
+    if notes.len() > MAX_NOTES {
+        return invalid(format!(
+            "notes are {} bytes: the limit is 10 KiB",
+            notes.len()
+        ));
+    }
+    if notes.contains('\0') {
+        return invalid("notes contain a NUL byte");
+    }
+    Ok(())
+}
+
+fn check_url(url: &str) -> Result<(), Invalid> {
+    if url.len() > MAX_URL {
+        return invalid(format!("url is {} bytes: the limit is 2048", url.len()));
+    }
+    let scheme_ok = ["http://", "https://"]
+        .iter()
+        .any(|s| url.len() > s.len() && url[..s.len()].eq_ignore_ascii_case(s));
+    if !scheme_ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return invalid("url must be an http:// or https:// address without spaces");
+    }
+    Ok(())
+}
+
+/// Applies a `set` request to the current record (if any), sealing new
+/// values with `seal`. Returns the new record and whether it was created.
+pub fn apply_set(
+    current: Option<SecretRecord>,
+    req: &SetRequest,
+    now: i64,
+    mut seal: impl FnMut(Slot<'_>, &[u8]) -> Result<SealedRecord, Invalid>,
+) -> Result<(SecretRecord, bool), Invalid> {
+    check_key(&req.key)?;
+    let created = current.is_none();
+    let mut rec = current.unwrap_or_else(|| SecretRecord {
+        created_at: now,
+        ..Default::default()
+    });
+
+    let mut seen = std::collections::HashSet::new();
+    for f in &req.fields {
+        check_field_name(&f.name)?;
+        if !seen.insert(f.name.as_str()) {
+            return invalid(format!("field '{}' given twice", f.name));
+        }
+        check_value(&f.name, &f.value)?;
+        check_label("kind", &f.kind)?;
+        check_label("hint", &f.hint)?;
+        let sealed = seal(Slot::Field(&f.name), &f.value)?;
+        match rec.fields.iter_mut().find(|x| x.name == f.name) {
+            Some(existing) => {
+                existing.value = Some(sealed);
+                if let Some(s) = f.sensitive {
+                    existing.sensitive = s;
+                }
+                if !f.kind.is_empty() {
+                    existing.kind = f.kind.clone();
+                }
+                if !f.hint.is_empty() {
+                    existing.hint = f.hint.clone();
+                }
+            }
+            None => rec.fields.push(FieldRecord {
+                name: f.name.clone(),
+                sensitive: f.sensitive.unwrap_or(true),
+                kind: f.kind.clone(),
+                hint: f.hint.clone(),
+                value: Some(sealed),
+            }),
+        }
+    }
+    if rec.fields.is_empty() {
+        return invalid(format!(
+            "secret '{}' needs at least one field with a value",
+            req.key
+        ));
+    }
+    if rec.fields.len() > MAX_FIELDS {
+        return invalid(format!("a secret has at most {MAX_FIELDS} fields"));
+    }
+
+    if let Some(exact) = &req.sensitive_exact {
+        for name in &exact.names {
+            if !rec.fields.iter().any(|f| &f.name == name) {
+                return invalid(format!(
+                    "--sensitive names field '{name}', which this secret does not have"
+                ));
+            }
+        }
+        for f in &mut rec.fields {
+            f.sensitive = exact.names.contains(&f.name);
+        }
+    }
+
+    if let Some(notes) = &req.notes {
+        check_notes(notes)?;
+        rec.notes = if notes.is_empty() {
+            None
+        } else {
+            Some(seal(Slot::Notes, notes.as_bytes())?)
+        };
+    }
+    if let Some(url) = &req.url {
+        rec.url = if url.is_empty() {
+            None
+        } else {
+            check_url(url)?;
+            Some(seal(Slot::Url, url.as_bytes())?)
+        };
+    }
+    if let Some(tags) = &req.tags {
+        let mut list: Vec<String> = Vec::new();
+        for t in &tags.tags {
+            check_tag(t)?;
+            if !list.contains(t) {
+                list.push(t.clone());
+            }
+        }
+        if list.len() > MAX_TAGS {
+            return invalid(format!("a secret has at most {MAX_TAGS} tags"));
+        }
+        rec.tags = list;
+    }
+    if let Some(exp) = req.expires_at {
+        if exp < 0 {
+            return invalid("expiry must be a time after 1970");
+        }
+        rec.expires_at = (exp != 0).then_some(exp);
+    }
+    if let Some(bindings) = &req.bindings {
+        if bindings.bindings.len() > MAX_BINDINGS {
+            return invalid(format!("a secret has at most {MAX_BINDINGS} bindings"));
+        }
+        let mut list: Vec<BindingRecord> = Vec::new();
+        for b in &bindings.bindings {
+            names::validate_env_name(&b.env).map_err(|e| Invalid(format!("binding: {e}")))?;
+            if !rec.fields.iter().any(|f| f.name == b.field) {
+                return invalid(format!(
+                    "binding {}={} names a field this secret does not have",
+                    b.env, b.field
+                ));
+            }
+            if list.iter().any(|x| x.env == b.env) {
+                return invalid(format!("binding {} given twice", b.env));
+            }
+            list.push(BindingRecord {
+                env: b.env.clone(),
+                field: b.field.clone(),
+            });
+        }
+        rec.bindings = list;
+    }
+    rec.updated_at = now;
+    Ok((rec, created))
+}
+
+/// The field `get` reads when none is named: `value`, or the only field.
+pub fn default_field(rec: &SecretRecord) -> Option<&FieldRecord> {
+    rec.fields
+        .iter()
+        .find(|f| f.name == DEFAULT_FIELD)
+        .or_else(|| (rec.fields.len() == 1).then(|| &rec.fields[0]))
+}
+
+/// True when the secret has expired at `now`.
+pub fn is_expired(rec: &SecretRecord, now: i64) -> bool {
+    rec.expires_at.is_some_and(|e| e <= now)
+}
+
+/// Metadata of a record, as sent on the wire: never a value.
+pub fn meta(key: &str, rec: &SecretRecord) -> v1::SecretMeta {
+    v1::SecretMeta {
+        key: key.to_string(),
+        fields: rec
+            .fields
+            .iter()
+            .map(|f| v1::FieldMeta {
+                name: f.name.clone(),
+                sensitive: f.sensitive,
+                kind: f.kind.clone(),
+                hint: f.hint.clone(),
+            })
+            .collect(),
+        tags: rec.tags.clone(),
+        expires_at: rec.expires_at,
+        has_notes: rec.notes.is_some(),
+        has_url: rec.url.is_some(),
+        created_at: rec.created_at,
+        updated_at: rec.updated_at,
+        bindings: rec
+            .bindings
+            .iter()
+            .map(|b| v1::Binding {
+                env: b.env.clone(),
+                field: b.field.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use v1::{BindingList, FieldInput, FieldNames, TagList};
+
+    fn fake_seal(slot: Slot<'_>, v: &[u8]) -> Result<SealedRecord, Invalid> {
+        Ok(SealedRecord {
+            nonce: format!("{slot:?}").into_bytes(),
+            ciphertext: v.to_vec(),
+        })
+    }
+
+    fn field(name: &str, v: &str) -> FieldInput {
+        FieldInput {
+            name: name.into(),
+            value: v.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn set(key: &str, fields: Vec<FieldInput>) -> SetRequest {
+        SetRequest {
+            key: key.into(),
+            fields,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn new_fields_are_sensitive_and_upsert_keeps_metadata() {
+        let mut req = set(
+            "db",
+            vec![field("user", "admin"), field("password", "pw-123456")],
+        );
+        req.tags = Some(TagList {
+            tags: vec!["prod".into()],
+        });
+        req.notes = Some("rotate monthly".into());
+        let (rec, created) = apply_set(None, &req, 10, fake_seal).unwrap();
+        assert!(created);
+        assert!(rec.fields.iter().all(|f| f.sensitive));
+        assert_eq!(rec.created_at, 10);
+
+        let req2 = set("db", vec![field("password", "pw-new-654321")]);
+        let (rec2, created2) = apply_set(Some(rec), &req2, 20, fake_seal).unwrap();
+        assert!(!created2);
+        assert_eq!(rec2.fields.len(), 2);
+        assert_eq!(rec2.tags, ["prod"]);
+        assert!(rec2.notes.is_some());
+        assert_eq!((rec2.created_at, rec2.updated_at), (10, 20));
+    }
+
+    #[test]
+    fn sensitive_exact_sets_exactly_the_named_fields() {
+        let mut req = set("db", vec![field("user", "admin"), field("password", "pw")]);
+        req.sensitive_exact = Some(FieldNames {
+            names: vec!["password".into()],
+        });
+        let (rec, _) = apply_set(None, &req, 1, fake_seal).unwrap();
+        let flags: Vec<_> = rec
+            .fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.sensitive))
+            .collect();
+        assert_eq!(flags, [("user", false), ("password", true)]);
+
+        req.sensitive_exact = Some(FieldNames {
+            names: vec!["nope".into()],
+        });
+        assert!(apply_set(None, &req, 1, fake_seal).is_err());
+    }
+
+    #[test]
+    fn refuses_bad_input() {
+        let big = "x".repeat(MAX_VALUE + 1);
+        let cases = [
+            set("bad key", vec![field("value", "v")]),
+            set("k", vec![field("value", "")]),
+            set("k", vec![field("value", &big)]),
+            set("k", vec![field("value", "a\0b")]),
+            set("k", vec![field("bad name", "v")]),
+            set("k", vec![field("value", "a"), field("value", "b")]),
+            set("k", vec![]),
+        ];
+        for req in cases {
+            assert!(apply_set(None, &req, 1, fake_seal).is_err(), "{req:?}");
+        }
+        let mut tags = set("k", vec![field("value", "v")]);
+        tags.tags = Some(TagList {
+            tags: (0..11).map(|i| format!("t{i}")).collect(),
+        });
+        assert!(apply_set(None, &tags, 1, fake_seal).is_err());
+        tags.tags = Some(TagList {
+            tags: vec!["has space".into()],
+        });
+        assert!(apply_set(None, &tags, 1, fake_seal).is_err());
+
+        let mut url = set("k", vec![field("value", "v")]);
+        url.url = Some("ftp://x".into());
+        assert!(apply_set(None, &url, 1, fake_seal).is_err());
+        url.url = Some("https://example.com/x".into());
+        assert!(apply_set(None, &url, 1, fake_seal).is_ok());
+
+        let mut notes = set("k", vec![field("value", "v")]);
+        notes.notes = Some("n".repeat(MAX_NOTES + 1));
+        assert!(apply_set(None, &notes, 1, fake_seal).is_err());
+    }
+
+    #[test]
+    fn bindings_must_name_fields_and_valid_env_names() {
+        let mut req = set("db", vec![field("password", "pw")]);
+        req.bindings = Some(BindingList {
+            bindings: vec![v1::Binding {
+                env: "DB_PASS".into(),
+                field: "password".into(),
+            }],
+        });
+        assert!(apply_set(None, &req, 1, fake_seal).is_ok());
+        for (env, f) in [
+            ("DB_PASS", "missing"),
+            ("lower", "password"),
+            ("LD_PRELOAD", "password"),
+        ] {
+            req.bindings = Some(BindingList {
+                bindings: vec![v1::Binding {
+                    env: env.into(),
+                    field: f.into(),
+                }],
+            });
+            assert!(apply_set(None, &req, 1, fake_seal).is_err(), "{env}={f}");
+        }
+    }
+
+    #[test]
+    fn expiry_and_default_field() {
+        let mut req = set("k", vec![field("value", "v")]);
+        req.expires_at = Some(100);
+        let (rec, _) = apply_set(None, &req, 1, fake_seal).unwrap();
+        assert!(!is_expired(&rec, 99));
+        assert!(is_expired(&rec, 100));
+        req.expires_at = Some(0);
+        let (rec, _) = apply_set(Some(rec), &req, 2, fake_seal).unwrap();
+        assert_eq!(rec.expires_at, None);
+        assert_eq!(default_field(&rec).unwrap().name, "value");
+        let (one, _) = apply_set(None, &set("k", vec![field("token", "t")]), 1, fake_seal).unwrap();
+        assert_eq!(default_field(&one).unwrap().name, "token");
+        let (two, _) = apply_set(
+            None,
+            &set("k", vec![field("a", "1"), field("b", "2")]),
+            1,
+            fake_seal,
+        )
+        .unwrap();
+        assert!(default_field(&two).is_none());
+    }
+}

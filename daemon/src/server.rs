@@ -1,0 +1,280 @@
+//! The socket: where it lives, who may connect, and the serve loop.
+//!
+//! Invariants (contract §2–3):
+//! - The socket directory is 0700 and ours; we refuse to start on a
+//!   symlinked, foreign-owned or group/other-accessible directory rather
+//!   than "fix" it, since someone else may already be watching it.
+//! - One daemon per socket: a lock file held for the daemon's lifetime.
+//! - A stale socket is removed only when connecting to it is refused.
+//! - Every accepted connection's peer uid must equal ours; others are closed
+//!   before a byte is read, and logged with their pid and uid.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use nix::fcntl::{Flock, FlockArg};
+use secretctl_proto::client::MAX_MESSAGE;
+use secretctl_proto::v1::daemon_server::DaemonServer;
+use secretctl_proto::v1::vault_server::VaultServer;
+use tokio::net::{UnixListener, UnixStream};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::service::daemon::DaemonService;
+use crate::service::vault::VaultService;
+use crate::session::{LockReason, Session};
+
+/// Creates the socket directory (mode 0700) if missing and checks it.
+pub fn prepare_socket_dir(dir: &Path) -> anyhow::Result<()> {
+    if let Err(e) = std::fs::symlink_metadata(dir) {
+        if e.kind() != ErrorKind::NotFound {
+            return Err(e)
+                .with_context(|| format!("cannot inspect socket directory {}", dir.display()));
+        }
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot create socket directory {}", dir.display()));
+            }
+        }
+    }
+    check_private_dir(dir, nix::unistd::geteuid().as_raw())
+}
+
+/// Refuses a directory that is a symlink, not ours, or open to others.
+pub fn check_private_dir(dir: &Path, uid: u32) -> anyhow::Result<()> {
+    let meta = std::fs::symlink_metadata(dir)
+        .with_context(|| format!("cannot inspect socket directory {}", dir.display()))?;
+    let d = dir.display();
+    if meta.file_type().is_symlink() {
+        bail!(
+            "socket directory {d} is a symlink: refusing to use it (remove it, or set SECRETCTL_SOCKET to a path in a private directory)"
+        );
+    }
+    if !meta.is_dir() {
+        bail!("socket directory {d} is not a directory");
+    }
+    if meta.uid() != uid {
+        bail!(
+            "socket directory {d} is owned by uid {}, not by you (uid {uid}): refusing to use it",
+            meta.uid()
+        );
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "socket directory {d} has mode {mode:04o}, open to group or others: run 'chmod 700 {d}'"
+        );
+    }
+    Ok(())
+}
+
+/// Takes the one-daemon-per-socket lock at `<socket>.lock`.
+pub fn take_instance_lock(socket: &Path) -> anyhow::Result<Flock<std::fs::File>> {
+    let path = lock_path(socket);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        anyhow::anyhow!(
+            "another secretctld already serves {} (lock {} is held: {e})",
+            socket.display(),
+            path.display()
+        )
+    })
+}
+
+fn lock_path(socket: &Path) -> PathBuf {
+    let mut p = socket.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Binds the socket, removing a stale one only if nothing answers on it.
+pub async fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
+    if std::fs::symlink_metadata(socket).is_ok() {
+        match UnixStream::connect(socket).await {
+            Ok(_) => bail!("a daemon already answers on {}", socket.display()),
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                tracing::info!(socket = %socket.display(), "removing stale socket");
+                std::fs::remove_file(socket)
+                    .with_context(|| format!("cannot remove stale socket {}", socket.display()))?;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "{} exists and is not a socket we can replace",
+                        socket.display()
+                    )
+                });
+            }
+        }
+    }
+    let listener = UnixListener::bind(socket)
+        .with_context(|| format!("cannot bind socket {}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot set mode 0600 on {}", socket.display()))?;
+    Ok(listener)
+}
+
+/// Accepts connections, passing on only those from our own uid.
+fn peer_checked(
+    listener: UnixListener,
+) -> (
+    ReceiverStream<std::io::Result<UnixStream>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let uid = nix::unistd::geteuid().as_raw();
+    let task = tokio::spawn(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            match stream.peer_cred() {
+                Ok(cred) if cred.uid() == uid => {
+                    if tx.send(Ok(stream)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(cred) => {
+                    tracing::warn!(peer_pid = ?cred.pid(), peer_uid = cred.uid(), "refused connection from another uid");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "refused connection: cannot read peer credentials")
+                }
+            }
+        }
+    });
+    (ReceiverStream::new(rx), task)
+}
+
+/// Serves the daemon's services on `listener` until SIGTERM or SIGINT, then
+/// locks the vault (zeroizing the key) and removes the socket.
+pub async fn serve(session: Arc<Session>, listener: UnixListener) -> anyhow::Result<()> {
+    let (incoming, accept_task) = peer_checked(listener);
+    let idle = tokio::spawn(session.clone().run_idle_timer());
+    tracing::info!(socket = %session.paths.socket.display(), pid = std::process::id(), "secretctld ready");
+    let result = tonic::transport::Server::builder()
+        .add_service(DaemonServer::new(DaemonService::new(session.clone())))
+        .add_service(
+            VaultServer::new(VaultService::new(session.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .await;
+    accept_task.abort();
+    idle.abort();
+    session.lock(LockReason::Shutdown);
+    let _ = std::fs::remove_file(&session.paths.socket);
+    tracing::info!("secretctld stopped");
+    result.context("gRPC server failed")
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop secretctld with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn uid() -> u32 {
+        nix::unistd::geteuid().as_raw()
+    }
+
+    #[test]
+    fn creates_private_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("a/run");
+        prepare_socket_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn refuses_open_modes() {
+        for mode in [0o750, 0o705, 0o777, 0o711] {
+            let t = tempfile::tempdir().unwrap();
+            let dir = t.path().join("run");
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = prepare_socket_dir(&dir).unwrap_err().to_string();
+            assert!(err.contains("chmod 700"), "{mode:o}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&real)
+            .unwrap();
+        let link = t.path().join("link");
+        symlink(&real, &link).unwrap();
+        let err = prepare_socket_dir(&link).unwrap_err().to_string();
+        assert!(err.contains("symlink"), "{err}");
+    }
+
+    #[test]
+    fn refuses_foreign_owner() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("run");
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        let err = check_private_dir(&dir, uid() + 1).unwrap_err().to_string();
+        assert!(err.contains("owned by uid"), "{err}");
+    }
+
+    #[test]
+    fn instance_lock_is_exclusive() {
+        let t = tempfile::tempdir().unwrap();
+        let sock = t.path().join("s.sock");
+        let held = take_instance_lock(&sock).unwrap();
+        assert!(take_instance_lock(&sock).is_err());
+        drop(held);
+        assert!(take_instance_lock(&sock).is_ok());
+    }
+
+    #[tokio::test]
+    async fn stale_socket_is_replaced_live_one_is_not() {
+        let t = tempfile::tempdir().unwrap();
+        let sock = t.path().join("s.sock");
+        let live = bind(&sock).await.unwrap();
+        assert!(bind(&sock).await.is_err(), "must not steal a live socket");
+        drop(live); // the file stays, nobody listens: stale
+        assert!(sock.exists());
+        bind(&sock).await.unwrap();
+    }
+}

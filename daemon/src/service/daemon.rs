@@ -1,0 +1,160 @@
+//! `secretctl.v1.Daemon`: status, init, unlock, lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secretctl_proto::v1::daemon_server::Daemon;
+use secretctl_proto::v1::{
+    InitRequest, InitResponse, KdfParams, LockRequest, LockResponse, StatusRequest, StatusResponse,
+    UnlockRequest, UnlockResponse, VaultState,
+};
+use tonic::{Request, Response, Status};
+use zeroize::Zeroizing;
+
+use super::blocking;
+use crate::crypto;
+use crate::session::{LockReason, Session, unix_ms};
+use crate::vault::{Vault, VaultError};
+
+/// The session-control service.
+pub struct DaemonService {
+    session: Arc<Session>,
+}
+
+impl DaemonService {
+    pub fn new(session: Arc<Session>) -> Self {
+        DaemonService { session }
+    }
+
+    fn timeout(&self, secs: u64) -> Result<Duration, Status> {
+        let cfg = &self.session.config;
+        if secs == 0 {
+            return Ok(cfg.idle_timeout);
+        }
+        let d = Duration::from_secs(secs);
+        if d > cfg.max_idle_timeout {
+            return Err(Status::invalid_argument(format!(
+                "timeout {} is longer than the allowed {} (max_idle_timeout in config.yaml)",
+                secretctl_proto::duration::format(d),
+                secretctl_proto::duration::format(cfg.max_idle_timeout)
+            )));
+        }
+        Ok(d)
+    }
+}
+
+fn check_password(pw: &[u8]) -> Result<(), Status> {
+    if pw.is_empty() {
+        return Err(Status::invalid_argument("the password is empty"));
+    }
+    if pw.len() > 4096 {
+        return Err(Status::invalid_argument(
+            "the password is longer than 4096 bytes",
+        ));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Daemon for DaemonService {
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let s = &self.session;
+        let state = s.state();
+        let secret_count = match s.vault() {
+            Ok(v) => blocking(move || v.count().map_err(Status::from)).await?,
+            Err(_) => 0,
+        };
+        let (deadline, timeout) = s
+            .idle_deadline()
+            .map(|(t, d)| (unix_ms(t), d.as_secs()))
+            .unwrap_or((0, 0));
+        Ok(Response::new(StatusResponse {
+            version: secretctl_proto::VERSION.to_string(),
+            protocol: secretctl_proto::PROTOCOL,
+            pid: std::process::id(),
+            state: state as i32,
+            idle_lock_deadline_unix_ms: deadline,
+            secret_count,
+            vault_path: s.paths.vault.display().to_string(),
+            socket_path: s.paths.socket.display().to_string(),
+            service_managed: s.service_managed,
+            idle_timeout_secs: timeout,
+        }))
+    }
+
+    async fn init(&self, req: Request<InitRequest>) -> Result<Response<InitResponse>, Status> {
+        let req = req.into_inner();
+        let password = Zeroizing::new(req.password);
+        check_password(&password)?;
+        let kdf = match req.kdf {
+            Some(k) => crypto::KdfParams {
+                memory_kib: k.memory_kib,
+                iterations: k.iterations,
+                parallelism: k.parallelism,
+            },
+            None => crypto::KdfParams::DEFAULT,
+        };
+        let _gate = self.session.unlock_gate.lock().await;
+        if self.session.vault().is_ok() {
+            return Err(VaultError::AlreadyInitialized(self.session.paths.vault.clone()).into());
+        }
+        let path = self.session.paths.vault.clone();
+        let (vault, key) =
+            blocking(move || Vault::init(&path, &password, kdf).map_err(Status::from)).await?;
+        self.session.set_vault(vault);
+        let timeout = self.session.config.idle_timeout;
+        self.session.unlock(key, timeout);
+        tracing::info!(kdf_memory_kib = kdf.memory_kib, "vault created");
+        let deadline = self
+            .session
+            .idle_deadline()
+            .map(|(t, _)| unix_ms(t))
+            .unwrap_or(0);
+        Ok(Response::new(InitResponse {
+            vault_path: self.session.paths.vault.display().to_string(),
+            kdf: Some(KdfParams {
+                memory_kib: kdf.memory_kib,
+                iterations: kdf.iterations,
+                parallelism: kdf.parallelism,
+            }),
+            idle_lock_deadline_unix_ms: deadline,
+        }))
+    }
+
+    async fn unlock(
+        &self,
+        req: Request<UnlockRequest>,
+    ) -> Result<Response<UnlockResponse>, Status> {
+        let req = req.into_inner();
+        let password = Zeroizing::new(req.password);
+        check_password(&password)?;
+        let timeout = self.timeout(req.timeout_secs)?;
+        let vault = self.session.vault()?;
+        let _gate = self.session.unlock_gate.lock().await;
+        let result = blocking(move || vault.unlock(&password).map_err(Status::from)).await;
+        let key = match result {
+            Ok(k) => k,
+            Err(status) => {
+                tracing::warn!(reason = status.message(), "unlock refused");
+                return Err(status);
+            }
+        };
+        self.session.unlock(key, timeout);
+        tracing::info!(timeout_secs = timeout.as_secs(), "vault unlocked");
+        let deadline = self
+            .session
+            .idle_deadline()
+            .map(|(t, _)| unix_ms(t))
+            .unwrap_or(0);
+        Ok(Response::new(UnlockResponse {
+            idle_lock_deadline_unix_ms: deadline,
+            idle_timeout_secs: timeout.as_secs(),
+        }))
+    }
+
+    async fn lock(&self, _: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let was_unlocked = self.session.state() == VaultState::Unlocked;
+        let was = self.session.lock(LockReason::Manual) || was_unlocked;
+        Ok(Response::new(LockResponse { was_unlocked: was }))
+    }
+}

@@ -1,0 +1,63 @@
+//! gRPC services. gRPC status codes are the error contract with clients:
+//!
+//! | code | meaning | CLI exit |
+//! |---|---|---|
+//! | `FAILED_PRECONDITION` | vault locked (`LOCKED_MESSAGE`) or not initialized | 3 / 1 |
+//! | `NOT_FOUND` | no such secret or field | 4 |
+//! | `INVALID_ARGUMENT` | a request broke a rule; nothing changed | 2 |
+//! | `ALREADY_EXISTS` | `init` on an initialized vault | 1 |
+//! | `UNAUTHENTICATED` | wrong password | 1 |
+//! | `RESOURCE_EXHAUSTED` | unlock backoff in force | 1 |
+//! | `DATA_LOSS` | a ciphertext failed its integrity check | 1 |
+//! | `INTERNAL` | storage or system failure | 1 |
+//!
+//! The daemon never answers `UNAVAILABLE`: clients read that code as "the
+//! connection failed". Status messages name keys and fields, never values.
+
+pub mod daemon;
+pub mod vault;
+
+use tonic::Status;
+
+use crate::session::Gate;
+use crate::vault::VaultError;
+
+impl From<Gate> for Status {
+    fn from(g: Gate) -> Status {
+        match g {
+            Gate::Locked => Status::failed_precondition(secretctl_proto::LOCKED_MESSAGE),
+            Gate::NotInitialized => {
+                Status::failed_precondition("vault is not initialized: run 'secretctl init'")
+            }
+        }
+    }
+}
+
+impl From<VaultError> for Status {
+    fn from(e: VaultError) -> Status {
+        let msg = e.to_string();
+        match e {
+            VaultError::AlreadyInitialized(_) => Status::already_exists(msg),
+            VaultError::NotFound(_) | VaultError::NoField { .. } => Status::not_found(msg),
+            VaultError::AmbiguousField { .. } | VaultError::Invalid(_) => {
+                Status::invalid_argument(msg)
+            }
+            VaultError::WrongPassword => Status::unauthenticated(msg),
+            VaultError::Backoff(_) => Status::resource_exhausted(msg),
+            VaultError::Integrity { .. } => Status::data_loss(msg),
+            VaultError::Crypto(_) | VaultError::Store(_) => {
+                tracing::error!(error = %msg, "vault operation failed");
+                Status::internal(msg)
+            }
+        }
+    }
+}
+
+/// Runs blocking vault work (disk, Argon2) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+}

@@ -1,0 +1,252 @@
+//! What the daemon holds in memory: the open vault, the unlocked key, and
+//! the idle timer that locks it.
+//!
+//! Invariants:
+//! - The key exists only between a successful unlock (or init) and the next
+//!   lock, idle timeout or shutdown; locking drops it, which zeroes its page.
+//!   A request already running keeps its own reference until it finishes.
+//! - Only requests that use a secret reset the idle timer ([`Use::Secret`]);
+//!   status and list never do, so a polled daemon still locks.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use secretctl_proto::v1::VaultState;
+use tokio::sync::watch;
+// tokio's clock, so the idle timer can be tested with paused time.
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::keyring::DataKey;
+use crate::vault::Vault;
+
+/// Files the daemon works with.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub home: PathBuf,
+    pub vault: PathBuf,
+    pub socket: PathBuf,
+}
+
+/// Why a request cannot have the vault or its key right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    NotInitialized,
+    Locked,
+}
+
+/// Whether a request counts as activity for the idle timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// Decrypts or injects a secret: resets the idle timer.
+    Secret,
+    /// Only looks (list, metadata without values): leaves the timer alone.
+    Look,
+}
+
+/// Why the vault was locked; logged (and audited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockReason {
+    Manual,
+    IdleTimeout,
+    Shutdown,
+}
+
+struct Unlocked {
+    key: Arc<DataKey>,
+    timeout: Duration,
+    deadline: Instant,
+}
+
+/// Shared daemon state.
+pub struct Session {
+    pub paths: Paths,
+    pub config: Config,
+    pub service_managed: bool,
+    /// Serialises unlock and init so concurrent guesses cannot race the
+    /// failure counter.
+    pub unlock_gate: tokio::sync::Mutex<()>,
+    vault: RwLock<Option<Arc<Vault>>>,
+    unlocked: Mutex<Option<Unlocked>>,
+    deadline_tx: watch::Sender<Option<Instant>>,
+}
+
+impl Session {
+    /// A session over the (possibly absent) vault, locked.
+    pub fn new(
+        paths: Paths,
+        config: Config,
+        vault: Option<Vault>,
+        service_managed: bool,
+    ) -> Arc<Self> {
+        Arc::new(Session {
+            paths,
+            config,
+            service_managed,
+            unlock_gate: tokio::sync::Mutex::new(()),
+            vault: RwLock::new(vault.map(Arc::new)),
+            unlocked: Mutex::new(None),
+            deadline_tx: watch::Sender::new(None),
+        })
+    }
+
+    /// The open vault.
+    pub fn vault(&self) -> Result<Arc<Vault>, Gate> {
+        self.vault
+            .read()
+            .expect("vault lock is never poisoned: no code panics while holding it")
+            .clone()
+            .ok_or(Gate::NotInitialized)
+    }
+
+    /// Installs a freshly created vault.
+    pub fn set_vault(&self, vault: Vault) {
+        *self.vault.write().expect("vault lock is never poisoned") = Some(Arc::new(vault));
+    }
+
+    /// The vault and its key; `Use::Secret` resets the idle timer.
+    pub fn key(&self, usage: Use) -> Result<(Arc<Vault>, Arc<DataKey>), Gate> {
+        let vault = self.vault()?;
+        let mut guard = self.unlocked.lock().expect("key lock is never poisoned");
+        let u = guard.as_mut().ok_or(Gate::Locked)?;
+        if usage == Use::Secret {
+            u.deadline = Instant::now() + u.timeout;
+            self.deadline_tx.send_replace(Some(u.deadline));
+        }
+        Ok((vault, u.key.clone()))
+    }
+
+    /// Holds `key` until `timeout` passes without a request that uses it.
+    pub fn unlock(&self, key: DataKey, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        *self.unlocked.lock().expect("key lock is never poisoned") = Some(Unlocked {
+            key: Arc::new(key),
+            timeout,
+            deadline,
+        });
+        self.deadline_tx.send_replace(Some(deadline));
+    }
+
+    /// Drops the key. Returns whether it was held.
+    pub fn lock(&self, reason: LockReason) -> bool {
+        let was = self
+            .unlocked
+            .lock()
+            .expect("key lock is never poisoned")
+            .take();
+        self.deadline_tx.send_replace(None);
+        if was.is_some() {
+            tracing::info!(?reason, "vault locked");
+        }
+        was.is_some()
+    }
+
+    /// Uninitialized, locked or unlocked.
+    pub fn state(&self) -> VaultState {
+        if self.vault().is_err() {
+            VaultState::Uninitialized
+        } else if self
+            .unlocked
+            .lock()
+            .expect("key lock is never poisoned")
+            .is_some()
+        {
+            VaultState::Unlocked
+        } else {
+            VaultState::Locked
+        }
+    }
+
+    /// When the idle timer fires (wall clock) and the current timeout.
+    pub fn idle_deadline(&self) -> Option<(SystemTime, Duration)> {
+        let guard = self.unlocked.lock().expect("key lock is never poisoned");
+        guard.as_ref().map(|u| {
+            let left = u.deadline.saturating_duration_since(Instant::now());
+            (SystemTime::now() + left, u.timeout)
+        })
+    }
+
+    /// Locks the vault when its idle deadline passes; runs until the daemon stops.
+    pub async fn run_idle_timer(self: Arc<Self>) {
+        let mut rx = self.deadline_tx.subscribe();
+        loop {
+            let deadline = *rx.borrow_and_update();
+            match deadline {
+                None => {
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Some(d) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(d) => self.lock_if_idle(),
+                        changed = rx.changed() => if changed.is_err() { return },
+                    }
+                }
+            }
+        }
+    }
+
+    fn lock_if_idle(&self) {
+        let expired = self
+            .unlocked
+            .lock()
+            .expect("key lock is never poisoned")
+            .as_ref()
+            .is_some_and(|u| u.deadline <= Instant::now());
+        if expired {
+            self.lock(LockReason::IdleTimeout);
+        }
+    }
+}
+
+/// Milliseconds since the epoch of a wall-clock time.
+pub fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Arc<Session> {
+        let p = PathBuf::from("/nonexistent");
+        Session::new(
+            Paths {
+                home: p.clone(),
+                vault: p.clone(),
+                socket: p,
+            },
+            Config::default(),
+            None,
+            false,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_timer_locks_after_timeout() {
+        let s = session();
+        tokio::spawn(s.clone().run_idle_timer());
+        // No vault: key() says uninitialized even when a key is held.
+        s.unlock(DataKey::generate().unwrap(), Duration::from_secs(10));
+        assert_eq!(s.key(Use::Look).err(), Some(Gate::NotInitialized));
+        assert!(s.idle_deadline().is_some());
+
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert!(s.idle_deadline().is_some());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(s.idle_deadline().is_none(), "idle timer should have locked");
+    }
+
+    #[test]
+    fn lock_reports_whether_held() {
+        let s = session();
+        assert!(!s.lock(LockReason::Manual));
+        s.unlock(DataKey::generate().unwrap(), Duration::from_secs(10));
+        assert!(s.lock(LockReason::Manual));
+        assert_eq!(s.state(), VaultState::Uninitialized);
+    }
+}

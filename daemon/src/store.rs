@@ -1,0 +1,393 @@
+//! Persistence: the vault file (`vault.redb`) and its record formats.
+//!
+//! Owns the redb tables and the protobuf encoding of what is stored in them.
+//! Knows nothing of plaintext: values arrive here already sealed.
+//!
+//! Invariants:
+//! - Every change is exactly one redb write transaction, committed with
+//!   immediate durability: a crash leaves the last committed state intact.
+//! - The unlock-failure counter lives in this file, not beside it, so
+//!   deleting a side file cannot reset the password backoff.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+/// Format of the records below; bumped on incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+const HEADER_KEY: &str = "header";
+const FAILURES_KEY: &str = "unlock_failures";
+
+/// The vault header: everything needed to turn a password into the data key.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Header {
+    #[prost(uint32, tag = "1")]
+    pub format_version: u32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub vault_id: Vec<u8>,
+    #[prost(uint32, tag = "3")]
+    pub kdf_memory_kib: u32,
+    #[prost(uint32, tag = "4")]
+    pub kdf_iterations: u32,
+    #[prost(uint32, tag = "5")]
+    pub kdf_parallelism: u32,
+    #[prost(bytes = "vec", tag = "6")]
+    pub salt: Vec<u8>,
+    #[prost(message, optional, tag = "7")]
+    pub wrapped_key: Option<SealedRecord>,
+    #[prost(int64, tag = "8")]
+    pub created_at: i64,
+}
+
+/// Failed unlock attempts since the last success.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Failures {
+    #[prost(uint32, tag = "1")]
+    pub count: u32,
+    #[prost(int64, tag = "2")]
+    pub last_failure_unix_ms: i64,
+}
+
+/// Nonce and ciphertext of one sealed value.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SealedRecord {
+    #[prost(bytes = "vec", tag = "1")]
+    pub nonce: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub ciphertext: Vec<u8>,
+}
+
+/// One named field of a secret; its value is always sealed.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FieldRecord {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(bool, tag = "2")]
+    pub sensitive: bool,
+    #[prost(string, tag = "3")]
+    pub kind: String,
+    #[prost(string, tag = "4")]
+    pub hint: String,
+    #[prost(message, optional, tag = "5")]
+    pub value: Option<SealedRecord>,
+}
+
+/// An environment binding: inject `field` as `env`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BindingRecord {
+    #[prost(string, tag = "1")]
+    pub env: String,
+    #[prost(string, tag = "2")]
+    pub field: String,
+}
+
+/// A stored secret. Metadata is clear; values, notes and URL are sealed.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SecretRecord {
+    #[prost(message, repeated, tag = "1")]
+    pub fields: Vec<FieldRecord>,
+    #[prost(string, repeated, tag = "2")]
+    pub tags: Vec<String>,
+    #[prost(message, optional, tag = "3")]
+    pub notes: Option<SealedRecord>,
+    #[prost(message, optional, tag = "4")]
+    pub url: Option<SealedRecord>,
+    #[prost(int64, optional, tag = "5")]
+    pub expires_at: Option<i64>,
+    #[prost(int64, tag = "6")]
+    pub created_at: i64,
+    #[prost(int64, tag = "7")]
+    pub updated_at: i64,
+    #[prost(message, repeated, tag = "8")]
+    pub bindings: Vec<BindingRecord>,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("vault file {path}: {source}")]
+    Db { path: PathBuf, source: redb::Error },
+    #[error("vault file {path} holds a damaged record ({what}): restore it from a backup")]
+    Corrupt { path: PathBuf, what: String },
+    #[error("vault file {0} has no header: it was never initialized")]
+    NoHeader(PathBuf),
+}
+
+/// The open vault file.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens an existing vault file, or returns `None` when there is none.
+    pub fn open(path: &Path) -> Result<Option<Store>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let db = Database::open(path).map_err(|e| db_err(path, e))?;
+        Ok(Some(Store {
+            db,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    /// Creates the vault file (or opens one a crashed `init` left without a
+    /// header) and writes the header in one transaction.
+    pub fn create(path: &Path, header: &Header) -> Result<Store, StoreError> {
+        let db = Database::create(path).map_err(|e| db_err(path, e))?;
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+        };
+        store.write(|meta, _| {
+            meta.insert(HEADER_KEY, prost::Message::encode_to_vec(header).as_slice())?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Path of the vault file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True when the file holds a header (the vault was initialized).
+    pub fn has_header(&self) -> Result<bool, StoreError> {
+        Ok(self.read_meta(HEADER_KEY)?.is_some())
+    }
+
+    /// The vault header.
+    pub fn header(&self) -> Result<Header, StoreError> {
+        let bytes = self
+            .read_meta(HEADER_KEY)?
+            .ok_or_else(|| StoreError::NoHeader(self.path.clone()))?;
+        self.decode(&bytes, "header")
+    }
+
+    /// Unlock failures since the last success.
+    pub fn failures(&self) -> Result<Failures, StoreError> {
+        match self.read_meta(FAILURES_KEY)? {
+            Some(b) => self.decode(&b, "unlock failures"),
+            None => Ok(Failures::default()),
+        }
+    }
+
+    /// Replaces the failure counter (one transaction).
+    pub fn set_failures(&self, f: &Failures) -> Result<(), StoreError> {
+        self.write(|meta, _| {
+            if f.count == 0 {
+                meta.remove(FAILURES_KEY)?;
+            } else {
+                meta.insert(FAILURES_KEY, prost::Message::encode_to_vec(f).as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// One secret's record.
+    pub fn get(&self, key: &str) -> Result<Option<SecretRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(SECRETS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        let got = table.get(key).map_err(|e| self.err(e))?;
+        got.map(|v| self.decode(v.value(), key)).transpose()
+    }
+
+    /// Read-modify-write of one secret in a single transaction. `f` gets the
+    /// current record and returns the new one (`None` deletes) or an error,
+    /// in which case nothing is written.
+    pub fn update<T, E>(
+        &self,
+        key: &str,
+        f: impl FnOnce(Option<SecretRecord>) -> Result<(Option<SecretRecord>, T), E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let out = {
+            let mut table = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
+            let current = table
+                .get(key)
+                .map_err(|e| self.err(e))?
+                .map(|v| self.decode(v.value(), key))
+                .transpose()?;
+            let (next, out) = f(current)?;
+            match next {
+                Some(rec) => {
+                    table
+                        .insert(key, prost::Message::encode_to_vec(&rec).as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+                None => {
+                    table.remove(key).map_err(|e| self.err(e))?;
+                }
+            }
+            out
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(out)
+    }
+
+    /// Visits secrets whose key starts with `prefix`, in key order.
+    pub fn scan(
+        &self,
+        prefix: &str,
+        mut visit: impl FnMut(&str, SecretRecord),
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(SECRETS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(self.err(e)),
+        };
+        for entry in table.range(prefix..).map_err(|e| self.err(e))? {
+            let (k, v) = entry.map_err(|e| self.err(e))?;
+            let key = k.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            visit(key, self.decode(v.value(), key)?);
+        }
+        Ok(())
+    }
+
+    /// Number of secrets.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        match txn.open_table(SECRETS) {
+            Ok(t) => t.len().map_err(|e| self.err(e)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Raw access for tests and tools that must alter stored bytes (tamper
+    /// tests): replaces one secret's record as given, unchecked.
+    pub fn put_raw(&self, key: &str, rec: &SecretRecord) -> Result<(), StoreError> {
+        self.update(key, |_| Ok::<_, StoreError>((Some(rec.clone()), ())))
+    }
+
+    fn read_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        let v = table.get(name).map_err(|e| self.err(e))?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    fn write(
+        &self,
+        f: impl FnOnce(
+            &mut redb::Table<&str, &[u8]>,
+            &mut redb::Table<&str, &[u8]>,
+        ) -> Result<(), redb::Error>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            let mut secrets = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
+            f(&mut meta, &mut secrets).map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    fn decode<M: prost::Message + Default>(
+        &self,
+        bytes: &[u8],
+        what: &str,
+    ) -> Result<M, StoreError> {
+        M::decode(bytes).map_err(|_| StoreError::Corrupt {
+            path: self.path.clone(),
+            what: what.to_string(),
+        })
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        db_err(&self.path, e)
+    }
+}
+
+fn db_err(path: &Path, e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db {
+        path: path.to_path_buf(),
+        source: e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header {
+            format_version: FORMAT_VERSION,
+            vault_id: vec![1; 16],
+            salt: vec![2; 16],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn missing_file_is_none_and_create_writes_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.redb");
+        assert!(Store::open(&path).unwrap().is_none());
+        let store = Store::create(&path, &header()).unwrap();
+        assert_eq!(store.header().unwrap(), header());
+        drop(store);
+        let store = Store::open(&path).unwrap().unwrap();
+        assert!(store.has_header().unwrap());
+        assert_eq!(store.count().unwrap(), 0);
+    }
+
+    #[test]
+    fn update_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(&dir.path().join("v.redb"), &header()).unwrap();
+        let rec = SecretRecord {
+            tags: vec!["t".into()],
+            ..Default::default()
+        };
+        store
+            .update("a/b", |cur| {
+                assert!(cur.is_none());
+                Ok::<_, StoreError>((Some(rec.clone()), ()))
+            })
+            .unwrap();
+        let failed: Result<(), StoreError> =
+            store.update("a/c", |_| Err(StoreError::NoHeader(PathBuf::from("x"))));
+        assert!(failed.is_err());
+        assert_eq!(store.get("a/b").unwrap(), Some(rec));
+        assert_eq!(store.get("a/c").unwrap(), None);
+        assert_eq!(store.count().unwrap(), 1);
+        let mut seen = vec![];
+        store.scan("a/", |k, _| seen.push(k.to_string())).unwrap();
+        assert_eq!(seen, ["a/b"]);
+    }
+
+    #[test]
+    fn failures_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(&dir.path().join("v.redb"), &header()).unwrap();
+        assert_eq!(store.failures().unwrap().count, 0);
+        let f = Failures {
+            count: 3,
+            last_failure_unix_ms: 42,
+        };
+        store.set_failures(&f).unwrap();
+        assert_eq!(store.failures().unwrap(), f);
+        store.set_failures(&Failures::default()).unwrap();
+        assert_eq!(store.failures().unwrap().count, 0);
+    }
+}

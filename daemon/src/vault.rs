@@ -1,0 +1,500 @@
+//! The vault: creating it, unlocking it, and reading and writing secrets
+//! with the data key. Joins the store (bytes on disk), crypto (sealing) and
+//! the secret model (rules).
+//!
+//! Invariants:
+//! - Only this module turns ciphertext into plaintext, and only into
+//!   `Zeroizing` buffers handed to the caller that asked.
+//! - Every write is one store transaction (see `store`).
+//! - Unlock attempts are counted in the vault file; after
+//!   [`FREE_ATTEMPTS`] failures each further attempt waits exponentially.
+
+use std::path::{Path, PathBuf};
+
+use secretctl_proto::v1;
+use zeroize::Zeroizing;
+
+use crate::crypto::{self, CryptoError, KdfParams, Sealed};
+use crate::keyring::DataKey;
+use crate::secret::{self, Invalid, Slot};
+use crate::store::{self, Failures, Header, SealedRecord, SecretRecord, Store, StoreError};
+
+/// Failed unlocks allowed before backoff starts.
+pub const FREE_ATTEMPTS: u32 = 5;
+/// Longest wait between attempts once backoff is in force.
+pub const MAX_BACKOFF_SECS: u64 = 15 * 60;
+
+/// Vault failures; messages name keys and fields, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("a vault already exists at {}", .0.display())]
+    AlreadyInitialized(PathBuf),
+    #[error("no secret named '{0}'")]
+    NotFound(String),
+    #[error("secret '{key}' has no field '{field}'")]
+    NoField { key: String, field: String },
+    #[error("secret '{key}' has several fields ({fields}): name one with --field")]
+    AmbiguousField { key: String, fields: String },
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("wrong password")]
+    WrongPassword,
+    #[error("too many failed unlock attempts: try again in {0} s")]
+    Backoff(u64),
+    #[error(
+        "integrity check failed for secret '{key}' ({slot}): the vault file was altered or a value was moved; restore vault.redb from a backup"
+    )]
+    Integrity { key: String, slot: String },
+    #[error(transparent)]
+    Crypto(CryptoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An open, initialized vault file. Holds no key: callers pass the
+/// [`DataKey`] of the current unlock.
+pub struct Vault {
+    store: Store,
+    header: Header,
+}
+
+/// Filters of `list`.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub tag: Option<String>,
+    pub prefix: String,
+    /// Secrets expiring before this unix time (expired ones included).
+    pub expiring_before: Option<i64>,
+}
+
+/// Seconds an attempt must wait after the last failure, given the count.
+pub fn backoff_secs(failures: u32) -> u64 {
+    if failures < FREE_ATTEMPTS {
+        return 0;
+    }
+    let exp = (failures - FREE_ATTEMPTS).min(20);
+    (1u64 << exp).min(MAX_BACKOFF_SECS)
+}
+
+/// Current unix time in seconds.
+pub fn now_secs() -> i64 {
+    now_ms() / 1000
+}
+
+/// Current unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Vault {
+    /// Opens the vault at `path`; `None` when no initialized vault is there.
+    pub fn open(path: &Path) -> Result<Option<Vault>, VaultError> {
+        let Some(store) = Store::open(path)? else {
+            return Ok(None);
+        };
+        if !store.has_header()? {
+            return Ok(None);
+        }
+        let header = store.header()?;
+        Ok(Some(Vault { store, header }))
+    }
+
+    /// Creates a vault protected by `password`; returns it with its new key.
+    pub fn init(
+        path: &Path,
+        password: &[u8],
+        kdf: KdfParams,
+    ) -> Result<(Vault, DataKey), VaultError> {
+        if Vault::open(path)?.is_some() {
+            return Err(VaultError::AlreadyInitialized(path.to_path_buf()));
+        }
+        kdf.validate().map_err(|e| Invalid(e.to_string()))?;
+        let mut vault_id = vec![0u8; 16];
+        let mut salt = vec![0u8; crypto::SALT_LEN];
+        crypto::random(&mut vault_id).map_err(VaultError::Crypto)?;
+        crypto::random(&mut salt).map_err(VaultError::Crypto)?;
+        let key = DataKey::generate()
+            .map_err(|e| VaultError::Crypto(CryptoError::Random(e.to_string())))?;
+        let kek = crypto::derive_kek(password, &salt, kdf).map_err(VaultError::Crypto)?;
+        let wrapped = crypto::wrap_key(&kek, &vault_id, kdf, &key).map_err(VaultError::Crypto)?;
+        let header = Header {
+            format_version: store::FORMAT_VERSION,
+            vault_id,
+            kdf_memory_kib: kdf.memory_kib,
+            kdf_iterations: kdf.iterations,
+            kdf_parallelism: kdf.parallelism,
+            salt,
+            wrapped_key: Some(to_record(wrapped)),
+            created_at: now_secs(),
+        };
+        let store = Store::create(path, &header)?;
+        Ok((Vault { store, header }, key))
+    }
+
+    /// Path of the vault file.
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// KDF parameters from the header.
+    pub fn kdf(&self) -> KdfParams {
+        KdfParams {
+            memory_kib: self.header.kdf_memory_kib,
+            iterations: self.header.kdf_iterations,
+            parallelism: self.header.kdf_parallelism,
+        }
+    }
+
+    /// Checks the password and returns the data key. Enforces and updates
+    /// the failure counter. CPU-heavy (Argon2id): call off the async runtime.
+    pub fn unlock(&self, password: &[u8]) -> Result<DataKey, VaultError> {
+        let failures = self.store.failures()?;
+        let wait_ms = backoff_secs(failures.count) as i64 * 1000;
+        let elapsed = now_ms() - failures.last_failure_unix_ms;
+        if wait_ms > 0 && elapsed < wait_ms {
+            let remaining = ((wait_ms - elapsed) as u64).div_ceil(1000);
+            return Err(VaultError::Backoff(remaining));
+        }
+        let wrapped = self.header.wrapped_key.clone().unwrap_or_default();
+        let kek = crypto::derive_kek(password, &self.header.salt, self.kdf())
+            .map_err(VaultError::Crypto)?;
+        match crypto::unwrap_key(
+            &kek,
+            &self.header.vault_id,
+            self.kdf(),
+            &from_record(wrapped),
+        ) {
+            Ok(key) => {
+                if failures.count > 0 {
+                    self.store.set_failures(&Failures::default())?;
+                }
+                Ok(key)
+            }
+            Err(_) => {
+                self.store.set_failures(&Failures {
+                    count: failures.count.saturating_add(1),
+                    last_failure_unix_ms: now_ms(),
+                })?;
+                Err(VaultError::WrongPassword)
+            }
+        }
+    }
+
+    /// Failed unlocks since the last success.
+    pub fn failed_unlocks(&self) -> Result<u32, VaultError> {
+        Ok(self.store.failures()?.count)
+    }
+
+    fn aad(&self, key: &str, slot: Slot<'_>) -> Vec<u8> {
+        let id = &self.header.vault_id;
+        match slot {
+            Slot::Field(f) => {
+                crypto::associated_data(&[b"secretctl/v1/field", id, key.as_bytes(), f.as_bytes()])
+            }
+            Slot::Notes => crypto::associated_data(&[b"secretctl/v1/notes", id, key.as_bytes()]),
+            Slot::Url => crypto::associated_data(&[b"secretctl/v1/url", id, key.as_bytes()]),
+        }
+    }
+
+    fn open_slot(
+        &self,
+        dk: &DataKey,
+        key: &str,
+        slot: Slot<'_>,
+        sealed: &SealedRecord,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        crypto::open(dk, &self.aad(key, slot), &from_record(sealed.clone())).map_err(|_| {
+            VaultError::Integrity {
+                key: key.to_string(),
+                slot: match slot {
+                    Slot::Field(f) => format!("field '{f}'"),
+                    Slot::Notes => "notes".into(),
+                    Slot::Url => "url".into(),
+                },
+            }
+        })
+    }
+
+    fn open_text(
+        &self,
+        dk: &DataKey,
+        key: &str,
+        slot: Slot<'_>,
+        sealed: &Option<SealedRecord>,
+    ) -> Result<Option<String>, VaultError> {
+        sealed
+            .as_ref()
+            .map(|s| {
+                let bytes = self.open_slot(dk, key, slot, s)?;
+                Ok(String::from_utf8_lossy(&bytes).into_owned())
+            })
+            .transpose()
+    }
+
+    /// Creates or updates a secret (one transaction). Returns whether it was
+    /// created and its metadata.
+    pub fn set(
+        &self,
+        dk: &DataKey,
+        req: &v1::SetRequest,
+    ) -> Result<(bool, v1::SecretMeta), VaultError> {
+        secret::check_key(&req.key)?;
+        let now = now_secs();
+        self.store.update(&req.key, |current| {
+            let (rec, created) = secret::apply_set(current, req, now, |slot, plain| {
+                crypto::seal(dk, &self.aad(&req.key, slot), plain)
+                    .map(to_record)
+                    .map_err(|e| Invalid(e.to_string()))
+            })?;
+            let meta = secret::meta(&req.key, &rec);
+            Ok::<_, VaultError>((Some(rec), (created, meta)))
+        })
+    }
+
+    fn record(&self, key: &str) -> Result<SecretRecord, VaultError> {
+        secret::check_key(key)?;
+        self.store
+            .get(key)?
+            .ok_or_else(|| VaultError::NotFound(key.to_string()))
+    }
+
+    /// Decrypts one field (empty `field`: the default field).
+    pub fn get(
+        &self,
+        dk: &DataKey,
+        key: &str,
+        field: &str,
+    ) -> Result<(String, Zeroizing<Vec<u8>>), VaultError> {
+        let rec = self.record(key)?;
+        let f = if field.is_empty() {
+            secret::default_field(&rec).ok_or_else(|| VaultError::AmbiguousField {
+                key: key.to_string(),
+                fields: rec
+                    .fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?
+        } else {
+            rec.fields
+                .iter()
+                .find(|f| f.name == field)
+                .ok_or_else(|| VaultError::NoField {
+                    key: key.to_string(),
+                    field: field.to_string(),
+                })?
+        };
+        let sealed = f.value.clone().unwrap_or_default();
+        let value = self.open_slot(dk, key, Slot::Field(&f.name), &sealed)?;
+        Ok((f.name.clone(), value))
+    }
+
+    /// Metadata plus notes, URL and the values of non-sensitive fields.
+    pub fn metadata(&self, dk: &DataKey, key: &str) -> Result<v1::MetadataResponse, VaultError> {
+        let rec = self.record(key)?;
+        let mut public_fields = Vec::new();
+        for f in rec.fields.iter().filter(|f| !f.sensitive) {
+            let sealed = f.value.clone().unwrap_or_default();
+            let value = self.open_slot(dk, key, Slot::Field(&f.name), &sealed)?;
+            public_fields.push(v1::NamedValue {
+                name: f.name.clone(),
+                value: value.to_vec(),
+            });
+        }
+        Ok(v1::MetadataResponse {
+            meta: Some(secret::meta(key, &rec)),
+            public_fields,
+            notes: self.open_text(dk, key, Slot::Notes, &rec.notes)?,
+            url: self.open_text(dk, key, Slot::Url, &rec.url)?,
+        })
+    }
+
+    /// Metadata of matching secrets, sorted by key.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<v1::SecretMeta>, VaultError> {
+        let mut out = Vec::new();
+        self.store.scan(&filter.prefix, |key, rec| {
+            let tag_ok = filter.tag.as_ref().is_none_or(|t| rec.tags.contains(t));
+            let exp_ok = filter
+                .expiring_before
+                .is_none_or(|limit| rec.expires_at.is_some_and(|e| e <= limit));
+            if tag_ok && exp_ok {
+                out.push(secret::meta(key, &rec));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Deletes a secret (one transaction).
+    pub fn delete(&self, key: &str) -> Result<(), VaultError> {
+        secret::check_key(key)?;
+        self.store.update(key, |current| match current {
+            Some(_) => Ok((None, ())),
+            None => Err(VaultError::NotFound(key.to_string())),
+        })
+    }
+
+    /// Number of secrets.
+    pub fn count(&self) -> Result<u64, VaultError> {
+        Ok(self.store.count()?)
+    }
+
+    /// The underlying store (raw access for tests and maintenance tools).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+fn to_record(s: Sealed) -> SealedRecord {
+    SealedRecord {
+        nonce: s.nonce,
+        ciphertext: s.ciphertext,
+    }
+}
+
+fn from_record(s: SealedRecord) -> Sealed {
+    Sealed {
+        nonce: s.nonce,
+        ciphertext: s.ciphertext,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: KdfParams = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    fn set_req(key: &str, value: &str) -> v1::SetRequest {
+        v1::SetRequest {
+            key: key.into(),
+            fields: vec![v1::FieldInput {
+                name: "value".into(),
+                value: value.as_bytes().to_vec(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn backoff_grows_after_free_attempts() {
+        assert_eq!(backoff_secs(0), 0);
+        assert_eq!(backoff_secs(4), 0);
+        assert_eq!(backoff_secs(5), 1);
+        assert_eq!(backoff_secs(6), 2);
+        assert_eq!(backoff_secs(10), 32);
+        assert_eq!(backoff_secs(100), MAX_BACKOFF_SECS);
+    }
+
+    #[test]
+    fn init_unlock_set_get_and_swap_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.redb");
+        let (vault, key) = Vault::init(&path, b"pw", TINY).unwrap();
+        vault.set(&key, &set_req("a", "alpha-secret")).unwrap();
+        vault.set(&key, &set_req("b", "bravo-secret")).unwrap();
+        drop(vault);
+        assert!(matches!(
+            Vault::init(&path, b"pw", TINY),
+            Err(VaultError::AlreadyInitialized(_))
+        ));
+
+        let vault = Vault::open(&path).unwrap().unwrap();
+        assert!(matches!(
+            vault.unlock(b"nope"),
+            Err(VaultError::WrongPassword)
+        ));
+        assert_eq!(vault.failed_unlocks().unwrap(), 1);
+        let key = vault.unlock(b"pw").unwrap();
+        assert_eq!(vault.failed_unlocks().unwrap(), 0);
+        assert_eq!(
+            vault.get(&key, "a", "").unwrap().1.as_slice(),
+            b"alpha-secret"
+        );
+
+        let a = vault.store().get("a").unwrap().unwrap();
+        let b = vault.store().get("b").unwrap().unwrap();
+        vault.store().put_raw("a", &b).unwrap();
+        vault.store().put_raw("b", &a).unwrap();
+        assert!(matches!(
+            vault.get(&key, "a", ""),
+            Err(VaultError::Integrity { .. })
+        ));
+        assert!(matches!(
+            vault.get(&key, "b", ""),
+            Err(VaultError::Integrity { .. })
+        ));
+    }
+
+    #[test]
+    fn backoff_is_enforced_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.redb");
+        let (vault, _) = Vault::init(&path, b"pw", TINY).unwrap();
+        for _ in 0..FREE_ATTEMPTS {
+            assert!(matches!(
+                vault.unlock(b"bad"),
+                Err(VaultError::WrongPassword)
+            ));
+        }
+        drop(vault);
+        let vault = Vault::open(&path).unwrap().unwrap();
+        assert!(matches!(vault.unlock(b"pw"), Err(VaultError::Backoff(_))));
+    }
+
+    #[test]
+    fn list_filters_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, key) = Vault::init(&dir.path().join("v.redb"), b"pw", TINY).unwrap();
+        let mut tagged = set_req("app/one", "v1");
+        tagged.tags = Some(v1::TagList {
+            tags: vec!["prod".into()],
+        });
+        tagged.expires_at = Some(now_secs() + 100);
+        vault.set(&key, &tagged).unwrap();
+        vault.set(&key, &set_req("app/two", "v2")).unwrap();
+        vault.set(&key, &set_req("other", "v3")).unwrap();
+        let keys = |f: &ListFilter| -> Vec<String> {
+            vault.list(f).unwrap().into_iter().map(|m| m.key).collect()
+        };
+        assert_eq!(
+            keys(&ListFilter::default()),
+            ["app/one", "app/two", "other"]
+        );
+        assert_eq!(
+            keys(&ListFilter {
+                prefix: "app/".into(),
+                ..Default::default()
+            }),
+            ["app/one", "app/two"]
+        );
+        assert_eq!(
+            keys(&ListFilter {
+                tag: Some("prod".into()),
+                ..Default::default()
+            }),
+            ["app/one"]
+        );
+        assert_eq!(
+            keys(&ListFilter {
+                expiring_before: Some(now_secs() + 200),
+                ..Default::default()
+            }),
+            ["app/one"]
+        );
+        vault.delete("other").unwrap();
+        assert!(matches!(
+            vault.delete("other"),
+            Err(VaultError::NotFound(_))
+        ));
+        assert_eq!(vault.count().unwrap(), 2);
+    }
+}
