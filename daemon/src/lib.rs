@@ -6,6 +6,7 @@ pub mod crypto;
 #[allow(unsafe_code)]
 pub mod hardening;
 pub mod keyring;
+pub mod redact;
 pub mod secret;
 pub mod server;
 pub mod service;

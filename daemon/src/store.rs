@@ -116,6 +116,35 @@ pub enum StoreError {
     NoHeader(PathBuf),
 }
 
+/// An open write transaction on the secrets table (see [`Store::transaction`]).
+pub struct Txn<'a> {
+    table: redb::Table<'a, &'static str, &'static [u8]>,
+    store: &'a Store,
+}
+
+impl Txn<'_> {
+    /// The current record of `key`, including this transaction's writes.
+    pub fn get(&self, key: &str) -> Result<Option<SecretRecord>, StoreError> {
+        let got = self.table.get(key).map_err(|e| self.store.err(e))?;
+        got.map(|v| self.store.decode(v.value(), key)).transpose()
+    }
+
+    /// Inserts or replaces `key`.
+    pub fn put(&mut self, key: &str, rec: &SecretRecord) -> Result<(), StoreError> {
+        let bytes = prost::Message::encode_to_vec(rec);
+        self.table
+            .insert(key, bytes.as_slice())
+            .map_err(|e| self.store.err(e))?;
+        Ok(())
+    }
+
+    /// Removes `key` if present.
+    pub fn remove(&mut self, key: &str) -> Result<(), StoreError> {
+        self.table.remove(key).map_err(|e| self.store.err(e))?;
+        Ok(())
+    }
+}
+
 /// The open vault file.
 pub struct Store {
     db: Database,
@@ -211,26 +240,27 @@ impl Store {
     where
         E: From<StoreError>,
     {
+        self.transaction(|txn| {
+            let (next, out) = f(txn.get(key)?)?;
+            match next {
+                Some(rec) => txn.put(key, &rec)?,
+                None => txn.remove(key)?,
+            }
+            Ok(out)
+        })
+    }
+
+    /// Runs `f` in one write transaction over the secrets table: committed
+    /// when `f` succeeds, discarded when it fails.
+    pub fn transaction<T, E>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         let out = {
-            let mut table = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
-            let current = table
-                .get(key)
-                .map_err(|e| self.err(e))?
-                .map(|v| self.decode(v.value(), key))
-                .transpose()?;
-            let (next, out) = f(current)?;
-            match next {
-                Some(rec) => {
-                    table
-                        .insert(key, prost::Message::encode_to_vec(&rec).as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
-                None => {
-                    table.remove(key).map_err(|e| self.err(e))?;
-                }
-            }
-            out
+            let table = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
+            let mut t = Txn { table, store: self };
+            f(&mut t)?
         };
         txn.commit().map_err(|e| self.err(e))?;
         Ok(out)

@@ -244,13 +244,39 @@ impl Vault {
         secret::check_key(&req.key)?;
         let now = now_secs();
         self.store.update(&req.key, |current| {
-            let (rec, created) = secret::apply_set(current, req, now, |slot, plain| {
-                crypto::seal(dk, &self.aad(&req.key, slot), plain)
-                    .map(to_record)
-                    .map_err(|e| Invalid(e.to_string()))
-            })?;
+            let (rec, created) = self.apply(dk, current, req, now)?;
             let meta = secret::meta(&req.key, &rec);
             Ok::<_, VaultError>((Some(rec), (created, meta)))
+        })
+    }
+
+    /// The set rules with this vault's sealing.
+    fn apply(
+        &self,
+        dk: &DataKey,
+        current: Option<SecretRecord>,
+        req: &v1::SetRequest,
+        now: i64,
+    ) -> Result<(SecretRecord, bool), Invalid> {
+        secret::apply_set(current, req, now, |slot, plain| {
+            crypto::seal(dk, &self.aad(&req.key, slot), plain)
+                .map(to_record)
+                .map_err(|e| Invalid(e.to_string()))
+        })
+    }
+
+    /// Creates or updates many secrets in one transaction (imports, bulk
+    /// loads): all are stored, or, if any request is invalid, none.
+    pub fn set_many(&self, dk: &DataKey, reqs: &[v1::SetRequest]) -> Result<usize, VaultError> {
+        let now = now_secs();
+        self.store.transaction(|txn| {
+            for req in reqs {
+                secret::check_key(&req.key)?;
+                let current = txn.get(&req.key)?;
+                let (rec, _) = self.apply(dk, current, req, now)?;
+                txn.put(&req.key, &rec)?;
+            }
+            Ok::<_, VaultError>(reqs.len())
         })
     }
 
@@ -491,6 +517,14 @@ mod tests {
             ["app/one"]
         );
         vault.delete("other").unwrap();
+        let bad = [set_req("bulk/1", "x1"), set_req("bad key", "x2")];
+        assert!(vault.set_many(&key, &bad).is_err());
+        assert_eq!(vault.count().unwrap(), 2, "a failed batch stores nothing");
+        let good = [set_req("bulk/1", "x1"), set_req("bulk/2", "x2")];
+        assert_eq!(vault.set_many(&key, &good).unwrap(), 2);
+        assert_eq!(vault.get(&key, "bulk/2", "").unwrap().1.as_slice(), b"x2");
+        vault.delete("bulk/1").unwrap();
+        vault.delete("bulk/2").unwrap();
         assert!(matches!(
             vault.delete("other"),
             Err(VaultError::NotFound(_))

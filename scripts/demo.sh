@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# A throwaway demo: builds secretctl, then runs a session against a temp
+# vault that is deleted afterwards. Touches nothing in ~/.secretctl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+BIN="$PWD/target/release"
+DEMO="$(mktemp -d /tmp/secretctl-demo.XXXXXX)"
+export SECRETCTL_HOME="$DEMO/home" SECRETCTL_SOCKET="$DEMO/run/secretctld.sock"
+cleanup() { "$BIN/secretctl" lock >/dev/null 2>&1 || true; pkill -TERM -f "secretctld.*" -P $$ 2>/dev/null || true
+  [ -f "$DEMO/pid" ] && kill "$(cat "$DEMO/pid")" 2>/dev/null || true; rm -rf "$DEMO"; }
+trap cleanup EXIT
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+step "secretctl init   # demo-only tiny KDF; the default is Argon2id m=64MiB t=3 p=4"
+SECRETCTL_PASSWORD=demo-password "$BIN/secretctl" init --kdf-memory 8 --kdf-iterations 1 --kdf-parallelism 1
+"$BIN/secretctl" status --json | sed -n 's/.*"pid":\([0-9]*\).*/\1/p' > "$DEMO/pid"
+
+step "printf 'sk-demo-0123456789abcdef' | secretctl set demo/api_key --tags demo"
+printf 'sk-demo-0123456789abcdef' | "$BIN/secretctl" set demo/api_key --tags demo
+
+step "secretctl set demo/db --template database --field host=db.local --field port=5432 --field username=app --field password=... --field database=main"
+"$BIN/secretctl" set demo/db --template database --field host=db.local --field port=5432 \
+  --field username=app --field password=pg-demo-secret-987 --field database=main
+
+step "secretctl list --json"
+"$BIN/secretctl" list --json
+step "secretctl get demo/db --show-metadata   # never prints sensitive values"
+"$BIN/secretctl" get demo/db --show-metadata
+step "secretctl get demo/api_key"
+"$BIN/secretctl" get demo/api_key; echo
+step "secretctl status"
+"$BIN/secretctl" status
+step "secretctl lock && secretctl get demo/api_key   # exit 3: locked"
+"$BIN/secretctl" lock
+"$BIN/secretctl" get demo/api_key || echo "(exit $?)"
