@@ -3,7 +3,7 @@
 
 /// Every message whose fields may hold a password, a value, notes or a URL.
 /// Each gets a hand-written redacting `Debug` in `src/redacted.rs`.
-const VALUE_BEARING: [&str; 7] = [
+const VALUE_BEARING: [&str; 11] = [
     ".secretctl.v1.InitRequest",
     ".secretctl.v1.UnlockRequest",
     ".secretctl.v1.FieldInput",
@@ -11,9 +11,17 @@ const VALUE_BEARING: [&str; 7] = [
     ".secretctl.v1.GetResponse",
     ".secretctl.v1.NamedValue",
     ".secretctl.v1.MetadataResponse",
+    ".secretctl.v1.EnvVar",
+    ".secretctl.v1.RunStart",
+    ".secretctl.v1.RunInput",
+    ".secretctl.v1.RunOutput",
 ];
 
-const PROTOS: [&str; 2] = ["secretctl/v1/daemon.proto", "secretctl/v1/vault.proto"];
+const PROTOS: [&str; 3] = [
+    "secretctl/v1/daemon.proto",
+    "secretctl/v1/vault.proto",
+    "secretctl/v1/runner.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();

@@ -1,8 +1,9 @@
 //! Process hardening and locked memory: the workspace's only `unsafe`.
 //!
 //! Owns: making the daemon non-dumpable (no core files, no same-uid ptrace
-//! attach where the OS allows it) and the one mlocked page that holds the
-//! unlocked data key ([`LockedPage`]).
+//! attach where the OS allows it), the one mlocked page that holds the
+//! unlocked data key ([`LockedPage`]), and the two terminal calls a
+//! pseudo-terminal child needs ([`controlling_tty`], [`set_window_size`]).
 //!
 //! Invariants:
 //! - Nothing here fails hard: where the OS refuses, we warn once and carry on,
@@ -108,6 +109,47 @@ impl Drop for LockedPage {
             let _ = unsafe { nix::sys::mman::munlock(ptr, PAGE) };
         }
     }
+}
+
+/// Makes the child started by `cmd` a session leader whose controlling
+/// terminal is its stdin (a pty slave), so job control and `isatty` work.
+pub fn controlling_tty(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs in the forked child before exec and calls only
+    // async-signal-safe functions (setsid, ioctl) without allocating.
+    unsafe {
+        cmd.pre_exec(|| {
+            if nix::libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if nix::libc::ioctl(0, nix::libc::TIOCSCTTY as _, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sets the window size of the terminal behind `fd` (a pty master).
+pub fn set_window_size(
+    fd: std::os::fd::BorrowedFd<'_>,
+    rows: u16,
+    cols: u16,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let ws = nix::libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `fd` is a live descriptor borrowed for this call and `ws` a
+    // valid winsize that outlives it; TIOCSWINSZ only reads it.
+    let rc = unsafe { nix::libc::ioctl(fd.as_raw_fd(), nix::libc::TIOCSWINSZ as _, &ws) };
+    if rc == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ pub mod crypto;
 #[allow(unsafe_code)]
 pub mod hardening;
 pub mod keyring;
+pub mod policy;
 pub mod redact;
+pub mod runner;
 pub mod secret;
 pub mod server;
 pub mod service;

@@ -18,10 +18,12 @@ use anyhow::{Context, bail};
 use nix::fcntl::{Flock, FlockArg};
 use secretctl_proto::client::MAX_MESSAGE;
 use secretctl_proto::v1::daemon_server::DaemonServer;
+use secretctl_proto::v1::runner_server::RunnerServer;
 use secretctl_proto::v1::vault_server::VaultServer;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::runner::RunnerService;
 use crate::service::daemon::DaemonService;
 use crate::service::vault::VaultService;
 use crate::session::{LockReason, Session};
@@ -176,6 +178,11 @@ pub async fn serve(session: Arc<Session>, listener: UnixListener) -> anyhow::Res
         .add_service(DaemonServer::new(DaemonService::new(session.clone())))
         .add_service(
             VaultServer::new(VaultService::new(session.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            RunnerServer::new(RunnerService::new(session.clone()))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )

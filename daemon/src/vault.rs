@@ -354,6 +354,38 @@ impl Vault {
         Ok(out)
     }
 
+    /// Secrets whose key matches `pattern` (a glob or a literal name), sorted.
+    pub fn matching(&self, pattern: &str) -> Result<Vec<(String, SecretRecord)>, VaultError> {
+        let prefix_len = pattern.find(['*', '?']).unwrap_or(pattern.len());
+        let mut out = Vec::new();
+        self.store.scan(&pattern[..prefix_len], |key, rec| {
+            if secretctl_proto::names::glob_match(pattern, key) {
+                out.push((key.to_string(), rec));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Decrypts one field of a record already read.
+    pub fn field_value(
+        &self,
+        dk: &DataKey,
+        key: &str,
+        rec: &SecretRecord,
+        field: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let f = rec
+            .fields
+            .iter()
+            .find(|f| f.name == field)
+            .ok_or_else(|| VaultError::NoField {
+                key: key.to_string(),
+                field: field.to_string(),
+            })?;
+        let sealed = f.value.clone().unwrap_or_default();
+        self.open_slot(dk, key, Slot::Field(&f.name), &sealed)
+    }
+
     /// Deletes a secret (one transaction).
     pub fn delete(&self, key: &str) -> Result<(), VaultError> {
         secret::check_key(key)?;

@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::v1::daemon_client::DaemonClient;
+use crate::v1::runner_client::RunnerClient;
 use crate::v1::vault_client::VaultClient;
 
 /// What went wrong talking to the daemon.
@@ -105,6 +106,13 @@ impl Client {
     /// Secret CRUD.
     pub fn vault(&self) -> VaultClient<Channel> {
         VaultClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// Running commands with secrets.
+    pub fn runner(&self) -> RunnerClient<Channel> {
+        RunnerClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
     }

@@ -7,7 +7,8 @@
 use std::fmt;
 
 use crate::v1::{
-    FieldInput, GetResponse, InitRequest, MetadataResponse, NamedValue, SetRequest, UnlockRequest,
+    EnvVar, FieldInput, GetResponse, InitRequest, MetadataResponse, NamedValue, RunInput,
+    RunOutput, RunStart, SetRequest, UnlockRequest, run_input, run_output,
 };
 
 /// Stands in for a value: shows only that one was there and its length.
@@ -98,6 +99,60 @@ impl fmt::Debug for MetadataResponse {
     }
 }
 
+impl fmt::Debug for EnvVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvVar")
+            .field("name", &self.name)
+            .field("value", &Hidden(self.value.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for RunStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunStart")
+            .field("key_patterns", &self.key_patterns)
+            .field("env_alias", &self.env_alias)
+            .field("env_prefix", &self.env_prefix)
+            .field("argv", &self.argv)
+            .field("cwd", &self.cwd)
+            .field("env", &self.env)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("pty", &self.pty)
+            .field("size", &self.size)
+            .field("no_redact", &self.no_redact)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RunInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Some(run_input::Kind::Start(s)) => s.fmt(f),
+            Some(run_input::Kind::Stdin(b)) => write!(f, "RunInput::Stdin({:?})", Hidden(b.len())),
+            Some(run_input::Kind::Signal(s)) => write!(f, "RunInput::Signal({s})"),
+            Some(run_input::Kind::Resize(w)) => write!(f, "RunInput::Resize({w:?})"),
+            Some(run_input::Kind::StdinEof(_)) => f.write_str("RunInput::StdinEof"),
+            None => f.write_str("RunInput::Empty"),
+        }
+    }
+}
+
+impl fmt::Debug for RunOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Some(run_output::Kind::Stdout(b)) => {
+                write!(f, "RunOutput::Stdout({:?})", Hidden(b.len()))
+            }
+            Some(run_output::Kind::Stderr(b)) => {
+                write!(f, "RunOutput::Stderr({:?})", Hidden(b.len()))
+            }
+            Some(run_output::Kind::Exit(e)) => write!(f, "RunOutput::Exit({e:?})"),
+            None => f.write_str("RunOutput::Empty"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,7 +193,21 @@ mod tests {
             notes: Some(secret.into()),
             url: None,
         };
+        let run = RunInput {
+            kind: Some(run_input::Kind::Start(RunStart {
+                env: vec![EnvVar {
+                    name: "TOKEN".into(),
+                    value: secret.as_bytes().to_vec(),
+                }],
+                ..Default::default()
+            })),
+        };
+        let out = RunOutput {
+            kind: Some(run_output::Kind::Stdout(secret.as_bytes().to_vec())),
+        };
         for text in [
+            format!("{run:?}"),
+            format!("{out:?}"),
             format!("{set:?}"),
             format!("{get:?}"),
             format!("{unlock:?}"),
