@@ -1,1 +1,47 @@
-fn main(){}
+//! `secretctl`: the command-line client. A thin gRPC client: every decision
+//! about secrets is the daemon's.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod connect;
+mod error;
+mod output;
+mod password;
+mod run;
+mod secrets;
+mod session;
+mod templates;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use error::CliError;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let cli = Cli::parse();
+    let name = cli.command.name();
+    let json = cli.json;
+    let result: Result<i32, CliError> = match cli.command {
+        Command::Init(a) => session::init(a, json).await.map(|_| 0),
+        Command::Unlock(a) => session::unlock(a, json).await.map(|_| 0),
+        Command::Lock => session::lock(json).await.map(|_| 0),
+        Command::Status => session::status(json).await.map(|_| 0),
+        Command::Set(a) => secrets::set(a, json).await.map(|_| 0),
+        Command::Get(a) => secrets::get(a, json).await.map(|_| 0),
+        Command::List(a) => secrets::list(a, json).await.map(|_| 0),
+        Command::Delete(a) => secrets::delete(a, json).await.map(|_| 0),
+        Command::Run(a) => run::run(a).await,
+    };
+    let code = match result {
+        Ok(code) => code, // 0, or the child's code for run
+        Err(e) => {
+            eprintln!("secretctl {name}: {}", e.message);
+            if let Some(h) = &e.hint {
+                eprintln!("hint: {h}");
+            }
+            e.code
+        }
+    };
+    std::process::exit(code);
+}

@@ -71,6 +71,7 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Prepares a channel to the socket at `path`. Nothing is dialed until the
     /// first call, so this never fails for a missing daemon; calls do.
+    /// Must be called inside a tokio runtime (the channel spawns its worker).
     pub fn new(path: &Path) -> Self {
         let connected = Arc::new(AtomicBool::new(false));
         let socket = path.to_path_buf();
@@ -125,9 +126,11 @@ impl Client {
     /// Turns a failed call's status into an [`RpcError`] that tells an absent
     /// daemon, a refusing daemon and a daemon-side error apart.
     pub fn classify(&self, status: tonic::Status) -> RpcError {
-        // Transport failures surface as Unavailable; the daemon itself never
-        // answers with that code, so it always means the connection failed.
-        if status.code() != tonic::Code::Unavailable {
+        // A status the daemon sent has no local source; one made from a
+        // transport failure does (or is Unavailable, a code the daemon
+        // never answers with): then the connection itself failed.
+        let transport = std::error::Error::source(&status).is_some();
+        if !transport && status.code() != tonic::Code::Unavailable {
             return RpcError::Status(status);
         }
         if self.connected.load(Ordering::SeqCst) {
@@ -164,4 +167,38 @@ fn root_cause(status: &tonic::Status) -> String {
         err = e.source();
     }
     last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn missing_socket_is_unreachable() {
+        let dir = std::env::temp_dir().join(format!("sc-proto-{}", std::process::id()));
+        let c = Client::new(&dir.join("none.sock"));
+        assert!(matches!(
+            c.status().await,
+            Err(RpcError::Unreachable { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn closed_at_accept_is_refused() {
+        let dir = std::env::temp_dir().join(format!("sc-proto-r-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("r.sock");
+        let _ = std::fs::remove_file(&sock);
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        // Accept and hang up at once, as the daemon does for a foreign uid.
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                drop(s);
+            }
+        });
+        let c = Client::new(&sock);
+        let err = c.status().await.unwrap_err();
+        assert!(matches!(err, RpcError::Refused { .. }), "{err:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

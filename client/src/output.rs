@@ -1,0 +1,73 @@
+//! Turning daemon answers into text and JSON for people and scripts.
+//! Nothing here ever sees a sensitive value.
+
+use secretctl_proto::duration::rfc3339;
+use secretctl_proto::v1::SecretMeta;
+use serde_json::{Value, json};
+
+/// Prints a JSON value on one line.
+pub fn print_json(v: &Value) {
+    println!("{v}");
+}
+
+/// RFC 3339 of unix milliseconds, or `None` for 0.
+pub fn time_ms(ms: i64) -> Option<String> {
+    (ms > 0).then(|| rfc3339(ms / 1000))
+}
+
+/// A secret's metadata as JSON (contract field names).
+pub fn meta_json(m: &SecretMeta) -> Value {
+    json!({
+        "key": m.key,
+        "field_count": m.fields.len(),
+        "fields": m.fields.iter().map(|f| {
+            let mut o = json!({"name": f.name, "sensitive": f.sensitive});
+            if !f.kind.is_empty() { o["kind"] = json!(f.kind); }
+            if !f.hint.is_empty() { o["hint"] = json!(f.hint); }
+            o
+        }).collect::<Vec<_>>(),
+        "tags": m.tags,
+        "expires_at": m.expires_at.map(rfc3339),
+        "has_notes": m.has_notes,
+        "has_url": m.has_url,
+        "created_at": rfc3339(m.created_at),
+        "updated_at": rfc3339(m.updated_at),
+        "bindings": m.bindings.iter().map(|b| json!({"env": b.env, "field": b.field})).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secretctl_proto::v1::{Binding, FieldMeta};
+
+    #[test]
+    fn meta_json_shape() {
+        let m = SecretMeta {
+            key: "db".into(),
+            fields: vec![FieldMeta {
+                name: "password".into(),
+                sensitive: true,
+                kind: "password".into(),
+                hint: String::new(),
+            }],
+            tags: vec!["prod".into()],
+            expires_at: Some(0),
+            has_notes: true,
+            has_url: false,
+            created_at: 0,
+            updated_at: 60,
+            bindings: vec![Binding {
+                env: "DB_PASS".into(),
+                field: "password".into(),
+            }],
+        };
+        let j = meta_json(&m);
+        assert_eq!(j["field_count"], 1);
+        assert_eq!(j["fields"][0]["kind"], "password");
+        assert!(j["fields"][0].get("hint").is_none());
+        assert_eq!(j["updated_at"], "1970-01-01T00:01:00Z");
+        assert_eq!(j["bindings"][0]["env"], "DB_PASS");
+        assert_eq!(time_ms(0), None);
+    }
+}

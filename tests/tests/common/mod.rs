@@ -1,0 +1,284 @@
+//! Test harness: a real `secretctld` on a temp socket and home, driven by the
+//! real `secretctl` binary. Readiness is a `Status` probe, never a sleep.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use secretctl_proto::client::{Client, RpcError};
+
+/// The password every test vault uses.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Directory holding the workspace's binaries (target/debug).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path is known");
+    // target/debug/deps/<test> -> target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Path of a workspace binary, which must have been built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` before `cargo test`",
+        p.display()
+    );
+    p
+}
+
+/// A temp home and socket, and possibly a running daemon on them.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    /// `SECRETCTL_LOG` for every process: trace, so tests see every log line.
+    pub log_level: &'static str,
+    daemon: Option<Child>,
+}
+
+impl Env {
+    /// A fresh home and socket path; no daemon yet.
+    pub fn new() -> Env {
+        // Short path: sun_path holds ~108 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("sc")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let home = dir.path().join("home");
+        let socket = dir.path().join("run").join("d.sock");
+        let log = dir.path().join("daemon.log");
+        Env {
+            dir,
+            home,
+            socket,
+            log,
+            log_level: "trace",
+            daemon: None,
+        }
+    }
+
+    /// A fresh env with a running, initialized and unlocked vault.
+    pub fn unlocked() -> Env {
+        let mut env = Env::new();
+        env.start();
+        env.init();
+        env
+    }
+
+    /// Environment for any secretctl process of this test.
+    pub fn apply(&self, cmd: &mut Command) {
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SECRETCTL_HOME", &self.home)
+            .env("SECRETCTL_SOCKET", &self.socket)
+            .env("SECRETCTL_LOG", self.log_level)
+            .env("SECRETCTL_NO_AUTOSTART", "1");
+    }
+
+    /// Starts the daemon and waits until it answers `Status`.
+    pub fn start(&mut self) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("daemon log");
+        let mut cmd = Command::new(bin("secretctld"));
+        self.apply(&mut cmd);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        let child = cmd.spawn().expect("spawn secretctld");
+        self.daemon = Some(child);
+        self.wait_ready();
+    }
+
+    /// Polls `Status` until the daemon answers (fails after 20 s).
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if self.status().is_ok() {
+                return;
+            }
+            if let Some(child) = self.daemon.as_mut()
+                && let Ok(Some(code)) = child.try_wait()
+            {
+                panic!("secretctld exited early with {code}:\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "secretctld never became ready:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(pause); // polling interval, not synchronisation
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// One `Status` call through the typed client.
+    pub fn status(&self) -> Result<secretctl_proto::v1::StatusResponse, RpcError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async { Client::new(&self.socket).status().await })
+    }
+
+    /// Runs `f` with a typed client on a fresh runtime.
+    pub fn with_client<T>(&self, f: impl AsyncFnOnce(Client) -> T) -> T {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async { f(Client::new(&self.socket)).await })
+    }
+
+    /// `secretctl init` with tiny KDF parameters (leaves the vault unlocked).
+    pub fn init(&self) {
+        let out = self.cli_with_password(&[
+            "init",
+            "--kdf-memory",
+            "1",
+            "--kdf-iterations",
+            "1",
+            "--kdf-parallelism",
+            "1",
+        ]);
+        assert_ok(&out, "init");
+    }
+
+    /// `secretctl` with args, no stdin.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_stdin(args, None)
+    }
+
+    /// `secretctl` with args and `SECRETCTL_PASSWORD` set.
+    pub fn cli_with_password(&self, args: &[&str]) -> Output {
+        let mut cmd = self.command(args);
+        cmd.env("SECRETCTL_PASSWORD", PASSWORD);
+        run(cmd, None)
+    }
+
+    /// `secretctl` with args and the given stdin.
+    pub fn cli_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        run(self.command(args), stdin)
+    }
+
+    /// A `secretctl` command with this env applied.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("secretctl"));
+        self.apply(&mut cmd);
+        cmd.args(args);
+        cmd
+    }
+
+    /// Stores `value` under `key` through the CLI.
+    pub fn set(&self, key: &str, value: &str) {
+        let out = self.cli_stdin(&["set", key], Some(value.as_bytes()));
+        assert_ok(&out, &format!("set {key}"));
+    }
+
+    /// The daemon's pid, if running.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(Child::id)
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the daemon with SIGKILL (a crash) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Asserts that no secret value appears in the daemon log.
+    pub fn assert_log_clean(&self, values: &[&str]) {
+        let log = self.log_text();
+        for v in values {
+            assert!(!log.contains(v), "daemon log contains a secret value {v:?}");
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs a command to completion, feeding `stdin` if given.
+pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn secretctl");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        // The command may exit before reading (e.g. a usage error): fine.
+        let _ = pipe.write_all(input);
+    }
+    child.wait_with_output().expect("wait secretctl")
+}
+
+/// Panics with the command's output unless it exited 0.
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed with {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts the exit code, showing the output otherwise.
+pub fn assert_code(out: &Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: unexpected exit\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Stdout as a string.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stderr as a string.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Parses stdout as JSON.
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(out)))
+}
