@@ -7,8 +7,11 @@ cargo build --release --quiet
 BIN="$PWD/target/release"
 DEMO="$(mktemp -d /tmp/secretctl-demo.XXXXXX)"
 export SECRETCTL_HOME="$DEMO/home" SECRETCTL_SOCKET="$DEMO/run/secretctld.sock"
-cleanup() { "$BIN/secretctl" lock >/dev/null 2>&1 || true; pkill -TERM -f "secretctld.*" -P $$ 2>/dev/null || true
-  [ -f "$DEMO/pid" ] && kill "$(cat "$DEMO/pid")" 2>/dev/null || true; rm -rf "$DEMO"; }
+cleanup() {
+  # Stop the daemon this demo started (SIGTERM locks and zeroizes), then forget everything.
+  if [ -s "$DEMO/pid" ]; then kill "$(cat "$DEMO/pid")" 2>/dev/null || true; fi
+  rm -rf "$DEMO"
+}
 trap cleanup EXIT
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
@@ -31,6 +34,9 @@ step "secretctl get demo/api_key"
 "$BIN/secretctl" get demo/api_key; echo
 step "secretctl status"
 "$BIN/secretctl" status
+step "secretctl run -k demo/api_key -- sh -c 'echo \"key=\$DEMO_API_KEY\"; printf %s \"\$DEMO_API_KEY\" | base64'"
+"$BIN/secretctl" run -k 'demo/api_key' -- sh -c 'echo "key=$DEMO_API_KEY"; printf %s "$DEMO_API_KEY" | base64'
+
 step "secretctl lock && secretctl get demo/api_key   # exit 3: locked"
 "$BIN/secretctl" lock
 "$BIN/secretctl" get demo/api_key || echo "(exit $?)"

@@ -63,7 +63,8 @@ impl From<RpcError> for CliError {
                 };
                 let err = CliError::new(code, message);
                 match s.code() {
-                    _ if e.is_locked() => err.hint("run 'secretctl unlock'"),
+                    // The locked message already names the fix.
+                    _ if e.is_locked() => err,
                     Code::FailedPrecondition if s.message().contains("not initialized") => {
                         err.hint("run 'secretctl init'")
                     }
@@ -124,6 +125,6 @@ mod tests {
         let locked = CliError::from(RpcError::Status(tonic::Status::failed_precondition(
             secretctl_proto::LOCKED_MESSAGE,
         )));
-        assert_eq!(locked.hint.as_deref(), Some("run 'secretctl unlock'"));
+        assert!(locked.message.contains("run 'secretctl unlock'"));
     }
 }

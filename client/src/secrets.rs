@@ -181,10 +181,15 @@ pub fn build_set(
 pub async fn set(a: SetArgs, json_out: bool) -> Result<()> {
     let interactive = std::io::stdin().is_terminal();
     let mut req = build_set(&a, interactive, now_secs(), password::secret_value)?;
+    // Only values that will be redacted matter: sensitive ones.
+    let sensitive = |f: &FieldInput| match &req.sensitive_exact {
+        Some(exact) => exact.names.contains(&f.name),
+        None => f.sensitive != Some(false),
+    };
     let short: Vec<(String, usize)> = req
         .fields
         .iter()
-        .filter(|f| f.value.len() < SHORT_VALUE)
+        .filter(|f| sensitive(f) && f.value.len() < SHORT_VALUE)
         .map(|f| (f.name.clone(), f.value.len()))
         .collect();
     let (client, _) = connect::connect().await?;

@@ -11,7 +11,7 @@
 use secretctl_proto::names;
 use secretctl_proto::v1::{self, SetRequest};
 
-use crate::store::{BindingRecord, FieldRecord, SealedRecord, SecretRecord};
+use crate::store::{BindingRecord, FieldRecord, SealedRecord, SecretRecord, SecretSummary};
 
 /// Largest value of one field.
 pub const MAX_VALUE: usize = 1024 * 1024;
@@ -317,6 +317,37 @@ pub fn meta(key: &str, rec: &SecretRecord) -> v1::SecretMeta {
     }
 }
 
+/// Metadata of a listed record (moves its strings; no value was decoded).
+pub fn summary_meta(key: &str, rec: SecretSummary) -> v1::SecretMeta {
+    v1::SecretMeta {
+        key: key.to_string(),
+        fields: rec
+            .fields
+            .into_iter()
+            .map(|f| v1::FieldMeta {
+                name: f.name,
+                sensitive: f.sensitive,
+                kind: f.kind,
+                hint: f.hint,
+            })
+            .collect(),
+        tags: rec.tags,
+        expires_at: rec.expires_at,
+        has_notes: rec.notes.is_some(),
+        has_url: rec.url.is_some(),
+        created_at: rec.created_at,
+        updated_at: rec.updated_at,
+        bindings: rec
+            .bindings
+            .into_iter()
+            .map(|b| v1::Binding {
+                env: b.env,
+                field: b.field,
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +479,25 @@ mod tests {
             });
             assert!(apply_set(None, &req, 1, fake_seal).is_err(), "{env}={f}");
         }
+    }
+
+    #[test]
+    fn summary_decodes_the_same_metadata() {
+        let mut req = set("db", vec![field("user", "admin"), field("password", "pw")]);
+        req.notes = Some("n".into());
+        req.tags = Some(TagList {
+            tags: vec!["t".into()],
+        });
+        req.bindings = Some(BindingList {
+            bindings: vec![v1::Binding {
+                env: "P".into(),
+                field: "password".into(),
+            }],
+        });
+        let (rec, _) = apply_set(None, &req, 5, fake_seal).unwrap();
+        let bytes = prost::Message::encode_to_vec(&rec);
+        let summary: SecretSummary = prost::Message::decode(bytes.as_slice()).unwrap();
+        assert_eq!(summary_meta("db", summary), meta("db", &rec));
     }
 
     #[test]

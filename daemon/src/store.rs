@@ -11,6 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::Ordering;
+
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 /// Format of the records below; bumped on incompatible change.
@@ -40,6 +42,44 @@ pub struct Header {
     pub wrapped_key: Option<SealedRecord>,
     #[prost(int64, tag = "8")]
     pub created_at: i64,
+}
+
+/// A message whose content is skipped: decodes only the presence of a field.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Present {}
+
+/// The metadata of a [`FieldRecord`]: same tags, without the sealed value.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FieldSummary {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(bool, tag = "2")]
+    pub sensitive: bool,
+    #[prost(string, tag = "3")]
+    pub kind: String,
+    #[prost(string, tag = "4")]
+    pub hint: String,
+}
+
+/// A [`SecretRecord`] read for listing: same tags, sealed parts skipped.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SecretSummary {
+    #[prost(message, repeated, tag = "1")]
+    pub fields: Vec<FieldSummary>,
+    #[prost(string, repeated, tag = "2")]
+    pub tags: Vec<String>,
+    #[prost(message, optional, tag = "3")]
+    pub notes: Option<Present>,
+    #[prost(message, optional, tag = "4")]
+    pub url: Option<Present>,
+    #[prost(int64, optional, tag = "5")]
+    pub expires_at: Option<i64>,
+    #[prost(int64, tag = "6")]
+    pub created_at: i64,
+    #[prost(int64, tag = "7")]
+    pub updated_at: i64,
+    #[prost(message, repeated, tag = "8")]
+    pub bindings: Vec<BindingRecord>,
 }
 
 /// Failed unlock attempts since the last success.
@@ -120,6 +160,8 @@ pub enum StoreError {
 pub struct Txn<'a> {
     table: redb::Table<'a, &'static str, &'static [u8]>,
     store: &'a Store,
+    /// Secrets added minus removed, applied to the cached count on commit.
+    delta: i64,
 }
 
 impl Txn<'_> {
@@ -132,15 +174,22 @@ impl Txn<'_> {
     /// Inserts or replaces `key`.
     pub fn put(&mut self, key: &str, rec: &SecretRecord) -> Result<(), StoreError> {
         let bytes = prost::Message::encode_to_vec(rec);
-        self.table
+        let old = self
+            .table
             .insert(key, bytes.as_slice())
             .map_err(|e| self.store.err(e))?;
+        if old.is_none() {
+            self.delta += 1;
+        }
         Ok(())
     }
 
     /// Removes `key` if present.
     pub fn remove(&mut self, key: &str) -> Result<(), StoreError> {
-        self.table.remove(key).map_err(|e| self.store.err(e))?;
+        let old = self.table.remove(key).map_err(|e| self.store.err(e))?;
+        if old.is_some() {
+            self.delta -= 1;
+        }
         Ok(())
     }
 }
@@ -149,6 +198,8 @@ impl Txn<'_> {
 pub struct Store {
     db: Database,
     path: PathBuf,
+    /// Number of secrets, kept in memory so `Status` never touches disk.
+    count: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -158,10 +209,13 @@ impl Store {
             return Ok(None);
         }
         let db = Database::open(path).map_err(|e| db_err(path, e))?;
-        Ok(Some(Store {
+        let store = Store {
             db,
             path: path.to_path_buf(),
-        }))
+            count: Default::default(),
+        };
+        store.count.store(store.count_on_disk()?, Ordering::SeqCst);
+        Ok(Some(store))
     }
 
     /// Creates the vault file (or opens one a crashed `init` left without a
@@ -171,7 +225,9 @@ impl Store {
         let store = Store {
             db,
             path: path.to_path_buf(),
+            count: Default::default(),
         };
+        store.count.store(store.count_on_disk()?, Ordering::SeqCst);
         store.write(|meta, _| {
             meta.insert(HEADER_KEY, prost::Message::encode_to_vec(header).as_slice())?;
             Ok(())
@@ -259,18 +315,28 @@ impl Store {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         let out = {
             let table = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
-            let mut t = Txn { table, store: self };
-            f(&mut t)?
+            let mut t = Txn {
+                table,
+                store: self,
+                delta: 0,
+            };
+            let out = f(&mut t)?;
+            (out, t.delta)
         };
+        let (out, delta) = out;
         txn.commit().map_err(|e| self.err(e))?;
+        self.count.fetch_add(delta as u64, Ordering::SeqCst);
         Ok(out)
     }
 
     /// Visits secrets whose key starts with `prefix`, in key order.
-    pub fn scan(
+    /// Records decode as `M`: a [`SecretRecord`], or a [`SecretSummary`]
+    /// that skips the sealed values (listing 100k secrets decodes no
+    /// ciphertext).
+    pub fn scan<M: prost::Message + Default>(
         &self,
         prefix: &str,
-        mut visit: impl FnMut(&str, SecretRecord),
+        mut visit: impl FnMut(&str, M),
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(SECRETS) {
@@ -289,8 +355,13 @@ impl Store {
         Ok(())
     }
 
-    /// Number of secrets.
-    pub fn count(&self) -> Result<u64, StoreError> {
+    /// Number of secrets (cached; exact, since every write goes through
+    /// [`Store::transaction`]).
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    fn count_on_disk(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         match txn.open_table(SECRETS) {
             Ok(t) => t.len().map_err(|e| self.err(e)),
@@ -378,7 +449,7 @@ mod tests {
         drop(store);
         let store = Store::open(&path).unwrap().unwrap();
         assert!(store.has_header().unwrap());
-        assert_eq!(store.count().unwrap(), 0);
+        assert_eq!(store.count(), 0);
     }
 
     #[test]
@@ -400,10 +471,17 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(store.get("a/b").unwrap(), Some(rec));
         assert_eq!(store.get("a/c").unwrap(), None);
-        assert_eq!(store.count().unwrap(), 1);
+        assert_eq!(store.count(), 1);
         let mut seen = vec![];
-        store.scan("a/", |k, _| seen.push(k.to_string())).unwrap();
+        store
+            .scan("a/", |k, _: SecretSummary| seen.push(k.to_string()))
+            .unwrap();
         assert_eq!(seen, ["a/b"]);
+        store
+            .update("a/b", |_| Ok::<_, StoreError>((None, ())))
+            .unwrap();
+        assert_eq!(store.count(), 0);
+        assert_eq!(store.count_on_disk().unwrap(), 0);
     }
 
     #[test]

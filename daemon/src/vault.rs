@@ -17,7 +17,9 @@ use zeroize::Zeroizing;
 use crate::crypto::{self, CryptoError, KdfParams, Sealed};
 use crate::keyring::DataKey;
 use crate::secret::{self, Invalid, Slot};
-use crate::store::{self, Failures, Header, SealedRecord, SecretRecord, Store, StoreError};
+use crate::store::{
+    self, Failures, Header, SealedRecord, SecretRecord, SecretSummary, Store, StoreError,
+};
 
 /// Failed unlocks allowed before backoff starts.
 pub const FREE_ATTEMPTS: u32 = 5;
@@ -342,13 +344,13 @@ impl Vault {
     /// Metadata of matching secrets, sorted by key.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<v1::SecretMeta>, VaultError> {
         let mut out = Vec::new();
-        self.store.scan(&filter.prefix, |key, rec| {
+        self.store.scan(&filter.prefix, |key, rec: SecretSummary| {
             let tag_ok = filter.tag.as_ref().is_none_or(|t| rec.tags.contains(t));
             let exp_ok = filter
                 .expiring_before
                 .is_none_or(|limit| rec.expires_at.is_some_and(|e| e <= limit));
             if tag_ok && exp_ok {
-                out.push(secret::meta(key, &rec));
+                out.push(secret::summary_meta(key, rec));
             }
         })?;
         Ok(out)
@@ -358,11 +360,12 @@ impl Vault {
     pub fn matching(&self, pattern: &str) -> Result<Vec<(String, SecretRecord)>, VaultError> {
         let prefix_len = pattern.find(['*', '?']).unwrap_or(pattern.len());
         let mut out = Vec::new();
-        self.store.scan(&pattern[..prefix_len], |key, rec| {
-            if secretctl_proto::names::glob_match(pattern, key) {
-                out.push((key.to_string(), rec));
-            }
-        })?;
+        self.store
+            .scan(&pattern[..prefix_len], |key, rec: SecretRecord| {
+                if secretctl_proto::names::glob_match(pattern, key) {
+                    out.push((key.to_string(), rec));
+                }
+            })?;
         Ok(out)
     }
 
@@ -396,8 +399,8 @@ impl Vault {
     }
 
     /// Number of secrets.
-    pub fn count(&self) -> Result<u64, VaultError> {
-        Ok(self.store.count()?)
+    pub fn count(&self) -> u64 {
+        self.store.count()
     }
 
     /// The underlying store (raw access for tests and maintenance tools).
@@ -551,7 +554,7 @@ mod tests {
         vault.delete("other").unwrap();
         let bad = [set_req("bulk/1", "x1"), set_req("bad key", "x2")];
         assert!(vault.set_many(&key, &bad).is_err());
-        assert_eq!(vault.count().unwrap(), 2, "a failed batch stores nothing");
+        assert_eq!(vault.count(), 2, "a failed batch stores nothing");
         let good = [set_req("bulk/1", "x1"), set_req("bulk/2", "x2")];
         assert_eq!(vault.set_many(&key, &good).unwrap(), 2);
         assert_eq!(vault.get(&key, "bulk/2", "").unwrap().1.as_slice(), b"x2");
@@ -561,6 +564,6 @@ mod tests {
             vault.delete("other"),
             Err(VaultError::NotFound(_))
         ));
-        assert_eq!(vault.count().unwrap(), 2);
+        assert_eq!(vault.count(), 2);
     }
 }

@@ -86,6 +86,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // Channels spawn their worker on the runtime they are created in.
+    let _guard = rt.enter();
     let c = Client::new(&env.socket);
     let pid = env.daemon_pid().unwrap();
     println!("daemon RSS before init: {} KiB", rss_kib(pid));
@@ -142,6 +144,54 @@ fn main() {
     }
     report("get", gets);
 
+    // `secretctl run` overhead over a bare /bin/true, and cat throughput.
+    let time_cmd = |mut cmd: std::process::Command| {
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        let t = Instant::now();
+        let st = cmd.status().unwrap();
+        assert!(st.success());
+        t.elapsed()
+    };
+    let bare: Vec<_> = (0..200)
+        .map(|_| time_cmd(std::process::Command::new("/bin/true")))
+        .collect();
+    let wrapped: Vec<_> = (0..200)
+        .map(|_| time_cmd(env.command(&["run", "-k", "bench/set-1", "--", "/bin/true"])))
+        .collect();
+    let (mut b, mut w) = (bare.clone(), wrapped.clone());
+    b.sort();
+    w.sort();
+    report("bare /bin/true", bare);
+    report("secretctl run -k K -- /bin/true", wrapped);
+    println!(
+        "{:<34} {:?} added (median)",
+        "",
+        w[w.len() / 2].saturating_sub(b[b.len() / 2])
+    );
+    let big = env.dir.path().join("big.txt");
+    {
+        let line = b"2026-11-28T19:00:00Z INFO request completed path=/api/v1/users status=200 latency_ms=12\n";
+        let mut data = Vec::with_capacity(256 << 20);
+        while data.len() < 256 << 20 {
+            data.extend_from_slice(line);
+        }
+        std::fs::write(&big, data).unwrap();
+    }
+    let big_s = big.to_str().unwrap();
+    let mut cat_bare = std::process::Command::new("cat");
+    cat_bare.arg(big_s);
+    let t_bare = time_cmd(cat_bare);
+    let t_run = time_cmd(env.command(&["run", "-k", "bench/set-1*", "--", "cat", big_s]));
+    let mib = 256.0;
+    println!(
+        "cat 256 MiB: bare {:.0} MiB/s, through secretctl run {:.0} MiB/s (ratio {:.2})",
+        mib / t_bare.as_secs_f64(),
+        mib / t_run.as_secs_f64(),
+        t_bare.as_secs_f64() / t_run.as_secs_f64()
+    );
+    std::fs::remove_file(&big).unwrap();
+
     // 100k secrets, loaded in one transaction through the vault library
     // while the daemon is stopped (redb allows one process at a time).
     env.stop();
@@ -161,6 +211,26 @@ fn main() {
         let t = Instant::now();
         vault.set_many(&key, &reqs).unwrap();
         println!("bulk load of 100k secrets: {:?}", t.elapsed());
+        let mut scans = Vec::new();
+        for _ in 0..10 {
+            let t = Instant::now();
+            let all = vault.list(&Default::default()).unwrap();
+            scans.push(t.elapsed());
+            assert!(all.len() >= 100_000);
+        }
+        report("list, 100k, in-process (no RPC)", scans);
+        let mut raw = Vec::new();
+        for _ in 0..10 {
+            let t = Instant::now();
+            let mut n = 0;
+            vault
+                .store()
+                .scan("", |_, _: secretctld::store::Present| n += 1)
+                .unwrap();
+            raw.push(t.elapsed());
+            assert!(n >= 100_000);
+        }
+        report("redb scan of 100k, no decoding", raw);
     }
     env.start();
     let pid = env.daemon_pid().unwrap();

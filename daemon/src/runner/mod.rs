@@ -43,7 +43,7 @@ use spawn::{Io, Spawned};
 pub const FLUSH_AFTER: Duration = Duration::from_millis(20);
 /// Grace between SIGTERM and SIGKILL on timeout.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
-const READ_CHUNK: usize = 32 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 const MAX_ARGS: usize = 4096;
 const MAX_ENV_BYTES: usize = 1024 * 1024;
 

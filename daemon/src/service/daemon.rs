@@ -60,10 +60,7 @@ impl Daemon for DaemonService {
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let s = &self.session;
         let state = s.state();
-        let secret_count = match s.vault() {
-            Ok(v) => blocking(move || v.count().map_err(Status::from)).await?,
-            Err(_) => 0,
-        };
+        let secret_count = s.vault().map(|v| v.count()).unwrap_or(0);
         let (deadline, timeout) = s
             .idle_deadline()
             .map(|(t, d)| (unix_ms(t), d.as_secs()))

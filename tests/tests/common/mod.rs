@@ -227,6 +227,19 @@ impl Drop for Env {
     }
 }
 
+/// Waits (polling) until process `pid` has exited; zombies count as gone.
+pub fn wait_gone(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.split_whitespace().nth(2) == Some("Z") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "process {pid} did not exit");
+        std::thread::sleep(Duration::from_millis(10)); // polling interval
+    }
+}
+
 /// Runs a command to completion, feeding `stdin` if given.
 pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
     cmd.stdin(if stdin.is_some() {
