@@ -3,7 +3,7 @@
 
 /// Every message whose fields may hold a password, a value, notes or a URL.
 /// Each gets a hand-written redacting `Debug` in `src/redacted.rs`.
-const VALUE_BEARING: [&str; 11] = [
+const VALUE_BEARING: [&str; 12] = [
     ".secretctl.v1.InitRequest",
     ".secretctl.v1.UnlockRequest",
     ".secretctl.v1.FieldInput",
@@ -15,12 +15,14 @@ const VALUE_BEARING: [&str; 11] = [
     ".secretctl.v1.RunStart",
     ".secretctl.v1.RunInput",
     ".secretctl.v1.RunOutput",
+    ".secretctl.v1.AgentRunRequest",
 ];
 
-const PROTOS: [&str; 3] = [
+const PROTOS: [&str; 4] = [
     "secretctl/v1/daemon.proto",
     "secretctl/v1/vault.proto",
     "secretctl/v1/runner.proto",
+    "secretctl/v1/agent.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

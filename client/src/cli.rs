@@ -46,6 +46,20 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Run a command with secrets in its environment; output is redacted.
     Run(RunArgs),
+    /// Check the MCP command policy (mcp-policy.yaml).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Serve MCP on stdio for an AI agent (runs secretctl-mcp).
+    #[command(
+        after_help = "Claude Code:\n  claude mcp add secretctl -- secretctl mcp-server\n\nNo password is needed: unlock the vault yourself with 'secretctl unlock'."
+    )]
+    McpServer,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate mcp-policy.yaml and print what it allows, with warnings.
+    Check,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +212,8 @@ impl Command {
             Command::List(_) => "list",
             Command::Delete(_) => "delete",
             Command::Run(_) => "run",
+            Command::Policy(_) => "policy check",
+            Command::McpServer => "mcp-server",
         }
     }
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod connect;
 mod error;
+mod mcp;
 mod output;
 mod password;
 mod run;
@@ -32,6 +33,8 @@ async fn main() {
         Command::List(a) => secrets::list(a, json).await.map(|_| 0),
         Command::Delete(a) => secrets::delete(a, json).await.map(|_| 0),
         Command::Run(a) => run::run(a).await,
+        Command::Policy(cli::PolicyCommand::Check) => mcp::policy_check(json).await.map(|_| 0),
+        Command::McpServer => mcp::exec_shim(),
     };
     let code = match result {
         Ok(code) => code, // 0, or the child's code for run

@@ -9,9 +9,35 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Limits on agent (MCP) runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentLimits {
+    /// Agent runs at once; more wait in a queue until their own timeout.
+    pub max_concurrent_runs: usize,
+    /// Bytes kept per stream (after redaction); the rest is dropped.
+    pub output_cap_bytes: usize,
+    /// Timeout of a run that names none.
+    pub default_timeout: Duration,
+    /// Longest timeout a run may ask for.
+    pub max_timeout: Duration,
+}
+
+impl Default for AgentLimits {
+    fn default() -> Self {
+        AgentLimits {
+            max_concurrent_runs: 4,
+            output_cap_bytes: 1024 * 1024,
+            default_timeout: Duration::from_secs(300),
+            max_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
 /// Effective daemon settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// Limits on agent runs.
+    pub agent: AgentLimits,
     /// Idle time after which an unlocked vault locks itself (`unlock` default).
     pub idle_timeout: Duration,
     /// Longest `unlock --timeout` accepted.
@@ -21,6 +47,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            agent: AgentLimits::default(),
             idle_timeout: Duration::from_secs(3600),
             max_idle_timeout: Duration::from_secs(30 * 86400),
         }
@@ -33,6 +60,16 @@ impl Default for Config {
 struct RawConfig {
     idle_timeout: Option<String>,
     max_idle_timeout: Option<String>,
+    agent: Option<RawAgent>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    max_concurrent_runs: Option<usize>,
+    output_cap_bytes: Option<usize>,
+    default_timeout: Option<String>,
+    max_timeout: Option<String>,
 }
 
 /// A config file that could not be used.
@@ -82,6 +119,32 @@ impl Config {
         if let Some(v) = raw.idle_timeout {
             cfg.idle_timeout = dur("idle_timeout", &v)?;
         }
+        if let Some(a) = raw.agent {
+            let lim = &mut cfg.agent;
+            if let Some(n) = a.max_concurrent_runs {
+                if !(1..=256).contains(&n) {
+                    return Err("agent.max_concurrent_runs must be 1..=256".into());
+                }
+                lim.max_concurrent_runs = n;
+            }
+            if let Some(n) = a.output_cap_bytes {
+                if !(1024..=64 * 1024 * 1024).contains(&n) {
+                    return Err("agent.output_cap_bytes must be between 1024 and 64 MiB".into());
+                }
+                lim.output_cap_bytes = n;
+            }
+            if let Some(v) = a.max_timeout {
+                lim.max_timeout = dur("agent.max_timeout", &v)?;
+            }
+            if let Some(v) = a.default_timeout {
+                lim.default_timeout = dur("agent.default_timeout", &v)?;
+            }
+            if lim.default_timeout.is_zero() || lim.default_timeout > lim.max_timeout {
+                return Err(
+                    "agent.default_timeout must be positive and at most agent.max_timeout".into(),
+                );
+            }
+        }
         if cfg.idle_timeout.is_zero() || cfg.idle_timeout > cfg.max_idle_timeout {
             return Err("idle_timeout must be positive and at most max_idle_timeout".into());
         }
@@ -108,6 +171,23 @@ mod tests {
         let cfg = Config::parse("idle_timeout: 15m\nmax_idle_timeout: 8h\n").unwrap();
         assert_eq!(cfg.idle_timeout, Duration::from_secs(900));
         assert_eq!(cfg.max_idle_timeout, Duration::from_secs(8 * 3600));
+    }
+
+    #[test]
+    fn reads_agent_limits() {
+        let cfg = Config::parse(
+            "agent:\n  max_concurrent_runs: 2\n  output_cap_bytes: 4096\n  default_timeout: 30s\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.agent.max_concurrent_runs, 2);
+        assert_eq!(cfg.agent.output_cap_bytes, 4096);
+        assert_eq!(cfg.agent.default_timeout, Duration::from_secs(30));
+        assert!(Config::parse("agent:\n  max_concurrent_runs: 0\n").is_err());
+        assert!(
+            Config::parse("agent:\n  bogus: 1\n")
+                .unwrap_err()
+                .contains("bogus")
+        );
     }
 
     #[test]

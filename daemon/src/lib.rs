@@ -1,6 +1,7 @@
 //! `secretctld`: the only process that holds the vault key.
 #![deny(unsafe_code)]
 
+pub mod agent;
 pub mod config;
 pub mod crypto;
 #[allow(unsafe_code)]

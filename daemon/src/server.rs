@@ -17,12 +17,14 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use nix::fcntl::{Flock, FlockArg};
 use secretctl_proto::client::MAX_MESSAGE;
+use secretctl_proto::v1::agent_server::AgentServer;
 use secretctl_proto::v1::daemon_server::DaemonServer;
 use secretctl_proto::v1::runner_server::RunnerServer;
 use secretctl_proto::v1::vault_server::VaultServer;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::agent::AgentService;
 use crate::runner::RunnerService;
 use crate::service::daemon::DaemonService;
 use crate::service::vault::VaultService;
@@ -183,6 +185,11 @@ pub async fn serve(session: Arc<Session>, listener: UnixListener) -> anyhow::Res
         )
         .add_service(
             RunnerServer::new(RunnerService::new(session.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            AgentServer::new(AgentService::new(session.clone()))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )

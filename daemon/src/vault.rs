@@ -60,6 +60,9 @@ pub struct Vault {
     header: Header,
 }
 
+/// A value with the env-style name its redaction marker shows.
+pub type NamedValue = (String, Zeroizing<Vec<u8>>);
+
 /// Filters of `list`.
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {
@@ -366,6 +369,33 @@ impl Vault {
                     out.push((key.to_string(), rec));
                 }
             })?;
+        Ok(out)
+    }
+
+    /// Every sensitive value in the vault, named like its env var
+    /// (`KEY`, or `KEY_FIELD` for fields other than the default one). Agent
+    /// runs redact against all of them.
+    pub fn sensitive_values(&self, dk: &DataKey) -> Result<Vec<NamedValue>, VaultError> {
+        let mut records = Vec::new();
+        self.store.scan("", |key, rec: SecretRecord| {
+            records.push((key.to_string(), rec))
+        })?;
+        let mut out = Vec::new();
+        for (key, rec) in records {
+            let default = secret::default_field(&rec).map(|f| f.name.clone());
+            for f in rec.fields.iter().filter(|f| f.sensitive) {
+                let base = secretctl_proto::names::env_name_for(&key, "");
+                let name = if Some(&f.name) == default.as_ref() {
+                    base
+                } else {
+                    format!(
+                        "{base}_{}",
+                        secretctl_proto::names::env_name_for(&f.name, "")
+                    )
+                };
+                out.push((name, self.field_value(dk, &key, &rec, &f.name)?));
+            }
+        }
         Ok(out)
     }
 

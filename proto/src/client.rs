@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use crate::v1::agent_client::AgentClient;
 use crate::v1::daemon_client::DaemonClient;
 use crate::v1::runner_client::RunnerClient;
 use crate::v1::vault_client::VaultClient;
@@ -114,6 +115,13 @@ impl Client {
     /// Running commands with secrets.
     pub fn runner(&self) -> RunnerClient<Channel> {
         RunnerClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// The agent service (what the MCP shim may ask).
+    pub fn agent(&self) -> AgentClient<Channel> {
+        AgentClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
     }

@@ -99,6 +99,21 @@ impl fmt::Debug for MetadataResponse {
     }
 }
 
+impl fmt::Debug for crate::v1::AgentRunRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentRunRequest")
+            .field("keys", &self.keys)
+            .field("bindings_only", &self.bindings_only)
+            .field("argv", &self.argv)
+            .field("env_alias", &self.env_alias)
+            .field("env_prefix", &self.env_prefix)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("cwd", &self.cwd)
+            .field("env", &self.env)
+            .finish()
+    }
+}
+
 impl fmt::Debug for EnvVar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EnvVar")

@@ -161,13 +161,14 @@ impl Runner for RunnerService {
         let size = start
             .size
             .unwrap_or(secretctl_proto::v1::WindowSize { rows: 24, cols: 80 });
-        let spawned = spawn::spawn(
-            &start.argv,
-            &cwd,
-            &start.env,
-            &injections,
-            start.pty.then_some(size),
-        );
+        let spawned = spawn::spawn(spawn::Plan {
+            argv: &start.argv,
+            program: None,
+            cwd: &cwd,
+            env: &start.env,
+            secrets: &injections,
+            pty: start.pty.then_some(size),
+        });
         drop(injections);
         let timeout = (start.timeout_ms > 0).then(|| Duration::from_millis(start.timeout_ms));
         let (tx, rx) = mpsc::channel(4);
@@ -182,14 +183,15 @@ impl Runner for RunnerService {
                 let _ = tx.send(Ok(exit_msg(exit))).await;
             }
             Ok(sp) => {
-                tokio::spawn(drive(sp, input, tx, redactor, timeout));
+                tokio::spawn(drive(sp, Some(input), tx, redactor, timeout));
             }
         }
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 
-fn exit_msg(e: RunExit) -> RunOutput {
+/// The exit message of a run.
+pub fn exit_msg(e: RunExit) -> RunOutput {
     RunOutput {
         kind: Some(run_output::Kind::Exit(e)),
     }
@@ -238,10 +240,11 @@ async fn read_opt(r: &mut Option<Reader>, buf: &mut [u8]) -> std::io::Result<usi
 }
 
 /// Moves bytes between the client and the child until the child has exited
-/// and its output is drained, then sends the exit message.
-async fn drive(
+/// and its output is drained, then sends the exit message. Without `input`
+/// (agent runs) the child's stdin is closed at once.
+pub async fn drive(
     sp: Spawned,
-    input: Streaming<RunInput>,
+    input: Option<Streaming<RunInput>>,
     tx: mpsc::Sender<Result<RunOutput, Status>>,
     redactor: Redactor,
     timeout: Option<Duration>,
@@ -275,7 +278,13 @@ async fn drive(
         ),
     };
     let pty = master.is_some();
-    let input_task = tokio::spawn(pump_input(input, stdin, pgid, master, pty));
+    let input_task = match input {
+        Some(input) => tokio::spawn(pump_input(input, stdin, pgid, master, pty)),
+        None => {
+            drop(stdin);
+            tokio::spawn(async {})
+        }
+    };
 
     let mut out = Pipe {
         reader: Some(out_r),

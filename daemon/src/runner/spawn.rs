@@ -44,17 +44,38 @@ pub struct SpawnError {
     pub message: String,
 }
 
-/// Starts `argv` in `cwd` with `env` plus `secrets`.
-pub fn spawn(
-    argv: &[String],
-    cwd: &Path,
-    env: &[EnvVar],
-    secrets: &[Injection],
-    pty: Option<WindowSize>,
-) -> Result<Spawned, SpawnError> {
-    let program = program_path(&argv[0], cwd);
+/// What to start and how.
+pub struct Plan<'a> {
+    pub argv: &'a [String],
+    /// Executable already resolved (agent runs, after the policy check);
+    /// `None`: resolve `argv[0]` normally.
+    pub program: Option<&'a Path>,
+    pub cwd: &'a Path,
+    pub env: &'a [EnvVar],
+    pub secrets: &'a [Injection],
+    pub pty: Option<WindowSize>,
+}
+
+/// Starts the plan's command with its environment plus the secrets.
+pub fn spawn(plan: Plan<'_>) -> Result<Spawned, SpawnError> {
+    let Plan {
+        argv,
+        program,
+        cwd,
+        env,
+        secrets,
+        pty,
+    } = plan;
+    let program = match program {
+        Some(p) => p.to_path_buf(),
+        None => program_path(&argv[0], cwd),
+    };
     let mut std_cmd = std::process::Command::new(&program);
-    std_cmd.args(&argv[1..]).current_dir(cwd).env_clear();
+    std_cmd
+        .arg0(&argv[0])
+        .args(&argv[1..])
+        .current_dir(cwd)
+        .env_clear();
     for var in env {
         std_cmd.env(&var.name, std::ffi::OsStr::from_bytes(&var.value));
     }

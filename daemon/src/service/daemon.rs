@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use secretctl_proto::v1::daemon_server::Daemon;
 use secretctl_proto::v1::{
-    InitRequest, InitResponse, KdfParams, LockRequest, LockResponse, StatusRequest, StatusResponse,
-    UnlockRequest, UnlockResponse, VaultState,
+    InitRequest, InitResponse, KdfParams, LockRequest, LockResponse, PolicyCheckRequest,
+    PolicyCheckResponse, StatusRequest, StatusResponse, UnlockRequest, UnlockResponse, VaultState,
 };
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
@@ -147,6 +147,19 @@ impl Daemon for DaemonService {
             idle_lock_deadline_unix_ms: deadline,
             idle_timeout_secs: timeout.as_secs(),
         }))
+    }
+
+    async fn policy_check(
+        &self,
+        _: Request<PolicyCheckRequest>,
+    ) -> Result<Response<PolicyCheckResponse>, Status> {
+        let path = self
+            .session
+            .paths
+            .home
+            .join(secretctl_proto::paths::POLICY_FILE);
+        let report = blocking(move || Ok(crate::agent::report::policy_report(&path))).await?;
+        Ok(Response::new(report))
     }
 
     async fn lock(&self, _: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {

@@ -1,0 +1,110 @@
+//! `secretctl policy check`: validates the policy file and explains what
+//! each entry resolves to, with warnings about risky entries.
+
+use std::path::Path;
+
+use secretctl_proto::v1::{PolicyCheckResponse, PolicyEntry};
+
+use super::command;
+use crate::policy::{self, DefaultAction};
+
+/// Builds the report for the policy file at `path`.
+pub fn policy_report(path: &Path) -> PolicyCheckResponse {
+    let mut resp = PolicyCheckResponse {
+        path: path.display().to_string(),
+        ..Default::default()
+    };
+    let policy = match policy::load(path) {
+        Ok(p) => p,
+        Err(e) => {
+            resp.error = e.to_string();
+            return resp;
+        }
+    };
+    resp.default_action = match policy.default_action {
+        DefaultAction::Deny => "deny".into(),
+        DefaultAction::Allow => "allow".into(),
+    };
+    if policy.default_action == DefaultAction::Allow {
+        resp.warnings.push(
+            "default_action: allow lets an agent run any command not denied: prefer deny and list what it needs".into(),
+        );
+    }
+    let trusted = command::trusted_dirs(&policy);
+    for dir in &policy.trusted_directories {
+        if !dir.is_absolute() {
+            resp.warnings.push(format!(
+                "trusted directory {} is not absolute",
+                dir.display()
+            ));
+        }
+    }
+    for (list, entries) in [
+        ("allowed", &policy.allowed_commands),
+        ("denied", &policy.denied_commands),
+    ] {
+        for e in entries {
+            let cmd = e.split_whitespace().next().unwrap_or("");
+            let resolves_to = if cmd.contains('/') && !cmd.starts_with('/') {
+                "a path relative to each run's cwd".to_string()
+            } else {
+                match command::resolve(cmd, Path::new("/"), &trusted) {
+                    Ok(p) => p.display().to_string(),
+                    Err(err) => {
+                        if list == "allowed" {
+                            resp.warnings.push(err.clone());
+                        }
+                        format!("unresolved: {err}")
+                    }
+                }
+            };
+            if list == "allowed" && command::is_interpreter(cmd) {
+                resp.warnings.push(format!(
+                    "allowed entry '{e}' is a shell or interpreter: it can print any injected secret in a form no redactor recognises"
+                ));
+            }
+            resp.entries.push(PolicyEntry {
+                list: list.into(),
+                entry: e.clone(),
+                resolves_to,
+            });
+        }
+    }
+    resp.env_aliases = policy.env_aliases.keys().cloned().collect();
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn warns_on_interpreters_and_allow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcp-policy.yaml");
+        std::fs::write(
+            &path,
+            "version: 1\ndefault_action: allow\nallowed_commands: [ls, python3, bash, ./t.sh]\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let r = policy_report(&path);
+        assert!(r.error.is_empty(), "{}", r.error);
+        assert_eq!(r.default_action, "allow");
+        let w = r.warnings.join("\n");
+        assert!(w.contains("default_action: allow"), "{w}");
+        assert!(w.contains("'bash' is a shell or interpreter"), "{w}");
+        assert!(w.contains("'python3' is a shell or interpreter"), "{w}");
+        assert!(!w.contains("'ls' is a shell"), "{w}");
+        assert_eq!(r.entries.len(), 4);
+        assert!(r.entries[0].resolves_to.starts_with('/'));
+    }
+
+    #[test]
+    fn reports_file_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = policy_report(&dir.path().join("none.yaml"));
+        assert!(r.error.contains("no policy file"), "{}", r.error);
+    }
+}

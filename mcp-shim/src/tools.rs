@@ -1,0 +1,551 @@
+//! The eight MCP tools (contract §6). Each forwards to the daemon's agent
+//! service and shapes its answer; none can return a sensitive value, because
+//! the agent service has no call that returns one.
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use secretctl_proto::client::{Client, RpcError};
+use secretctl_proto::duration;
+use secretctl_proto::v1::{
+    AgentGetFieldRequest, AgentKeyRequest, AgentListRequest, AgentRunRequest, AgentSecretInfo,
+    EnvVar, SecurityScoreRequest,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::split;
+
+/// Environment variables of the shim passed on to runs.
+const BASE_ENV: [&str; 8] = [
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "TERM", "TZ", "TMPDIR",
+];
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListArgs {
+    /// Only secrets carrying this tag.
+    pub tag: Option<String>,
+    /// Only secrets expiring within this duration (e.g. "7d", "12h"); expired ones included.
+    pub expiring_within: Option<String>,
+    /// Only keys starting with this prefix (e.g. "aws/").
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct KeyArgs {
+    /// The secret's key name, e.g. "aws/access_key".
+    pub key: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct FieldArgs {
+    /// The secret's key name.
+    pub key: String,
+    /// A non-sensitive field name (see secret_list_fields), e.g. "username" or "host".
+    pub field: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RunArgs {
+    /// Key names or globs whose values are injected as environment variables
+    /// ("aws/*" stays within one path segment, "aws/**" crosses). The env name is the
+    /// key upper-cased with / - . turned into _ (aws/access_key -> AWS_ACCESS_KEY).
+    pub keys: Vec<String>,
+    /// The program to run, or a whole command line ("npm run test") when args is absent.
+    /// It is split into words without any shell expansion, and must be allowed by the
+    /// user's policy.
+    pub command: String,
+    /// Arguments, each passed as-is. Never put $SECRET references here for a non-shell
+    /// program: secrets are only in the environment.
+    pub args: Option<Vec<String>>,
+    /// Environment alias from the user's policy (e.g. "dev", "prod"): rewrites key
+    /// patterns such as "db/*" to "dev/db/*" while keeping env names like DB_HOST.
+    pub env: Option<String>,
+    /// Prefix added to every injected variable name.
+    pub env_prefix: Option<String>,
+    /// Timeout such as "30s" or "10m" (default 5m, at most 1h).
+    pub timeout: Option<String>,
+    /// Working directory (default: the directory the MCP server was started in).
+    pub cwd: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct BindingsRunArgs {
+    /// A secret with bindings (ENV name -> field); every binding is injected.
+    pub key: String,
+    /// The program to run, or a whole command line when args is absent.
+    pub command: String,
+    /// Arguments, each passed as-is.
+    pub args: Option<Vec<String>>,
+    /// Timeout such as "30s" or "10m" (default 5m, at most 1h).
+    pub timeout: Option<String>,
+    /// Working directory (default: the directory the MCP server was started in).
+    pub cwd: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SecretInfo {
+    pub key: String,
+    pub field_count: u32,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    pub has_notes: bool,
+    pub has_url: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListOut {
+    pub secrets: Vec<SecretInfo>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ExistsOut {
+    pub key: String,
+    pub exists: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_notes: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_url: Option<bool>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MaskedOut {
+    pub key: String,
+    pub masked_value: String,
+    pub field_count: u32,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FieldOut {
+    pub name: String,
+    pub sensitive: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FieldsOut {
+    pub key: String,
+    pub fields: Vec<FieldOut>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GetFieldOut {
+    pub key: String,
+    pub field: String,
+    pub value: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RunOut {
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration_ms: u64,
+    pub timed_out: bool,
+    pub truncated: bool,
+    pub redacted_count: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct IssueOut {
+    pub kind: String,
+    pub keys: Vec<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ScoreOut {
+    pub score: u32,
+    pub issues: Vec<IssueOut>,
+}
+
+fn some_str(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn info(i: AgentSecretInfo) -> SecretInfo {
+    SecretInfo {
+        key: i.key,
+        field_count: i.field_count,
+        tags: i.tags,
+        expires_at: i.expires_at.map(duration::rfc3339),
+        has_notes: i.has_notes,
+        has_url: i.has_url,
+        created_at: duration::rfc3339(i.created_at),
+        updated_at: duration::rfc3339(i.updated_at),
+    }
+}
+
+/// One line explaining a failed call.
+fn reason(e: RpcError) -> String {
+    match e {
+        RpcError::Unreachable { .. } => {
+            "secretctld is not running: ask the user to run 'secretctl unlock' in a terminal".into()
+        }
+        RpcError::Refused { .. } => {
+            "secretctld refused this connection (it serves only its own user)".into()
+        }
+        RpcError::Status(s) => s.message().replace('\n', " "),
+    }
+}
+
+fn timeout_ms(t: &Option<String>) -> Result<u64, String> {
+    match t {
+        Some(t) => duration::parse(t)
+            .map(|d| d.as_millis() as u64)
+            .map_err(|e| e.to_string()),
+        None => Ok(0),
+    }
+}
+
+/// argv from `command` plus `args`, or from splitting `command`.
+pub fn argv(command: &str, args: &Option<Vec<String>>) -> Result<Vec<String>, String> {
+    match args {
+        Some(args) => {
+            if command.trim().is_empty() {
+                return Err("command is empty".into());
+            }
+            let mut v = vec![command.to_string()];
+            v.extend(args.iter().cloned());
+            Ok(v)
+        }
+        None => split::split(command).map_err(|e| e.to_string()),
+    }
+}
+
+fn base_env() -> Vec<EnvVar> {
+    std::env::vars()
+        .filter(|(k, _)| BASE_ENV.contains(&k.as_str()) || k.starts_with("LC_"))
+        .map(|(name, v)| EnvVar {
+            name,
+            value: v.into_bytes(),
+        })
+        .collect()
+}
+
+fn cwd(arg: &Option<String>) -> Result<String, String> {
+    let base =
+        std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
+    let dir = match arg {
+        Some(d) => base.join(d),
+        None => base,
+    };
+    Ok(dir.to_string_lossy().into_owned())
+}
+
+/// The MCP server.
+#[derive(Clone)]
+pub struct SecretctlTools {
+    client: Client,
+    tool_router: ToolRouter<Self>,
+}
+
+impl std::fmt::Debug for SecretctlTools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretctlTools").finish_non_exhaustive()
+    }
+}
+
+#[tool_router]
+impl SecretctlTools {
+    pub fn new(client: Client) -> Self {
+        SecretctlTools {
+            client,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    async fn run_request(&self, req: AgentRunRequest) -> Result<Json<RunOut>, String> {
+        let r = self
+            .client
+            .agent()
+            .run(req)
+            .await
+            .map_err(|s| reason(self.client.classify(s)))?
+            .into_inner();
+        Ok(Json(RunOut {
+            exit_code: r.exit_code,
+            stdout: r.stdout,
+            stderr: r.stderr,
+            duration_ms: r.duration_ms,
+            timed_out: r.timed_out,
+            truncated: r.truncated,
+            redacted_count: r.redacted_count,
+        }))
+    }
+
+    #[tool(
+        description = "List the secrets in the user's vault: key names, tags, field counts, expiry and dates. Never returns any secret value.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn secret_list(
+        &self,
+        Parameters(a): Parameters<ListArgs>,
+    ) -> Result<Json<ListOut>, String> {
+        let expiring_within_secs = match &a.expiring_within {
+            Some(d) => Some(duration::parse(d).map_err(|e| e.to_string())?.as_secs() as i64),
+            None => None,
+        };
+        let r = self
+            .client
+            .agent()
+            .list(AgentListRequest {
+                tag: a.tag.unwrap_or_default(),
+                expiring_within_secs,
+                prefix: a.prefix.unwrap_or_default(),
+            })
+            .await
+            .map_err(|s| reason(self.client.classify(s)))?
+            .into_inner();
+        Ok(Json(ListOut {
+            secrets: r.secrets.into_iter().map(info).collect(),
+        }))
+    }
+
+    #[tool(
+        description = "Check whether a secret with this exact key exists, with its tags and expiry. Never returns the value.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn secret_exists(
+        &self,
+        Parameters(a): Parameters<KeyArgs>,
+    ) -> Result<Json<ExistsOut>, String> {
+        let r = self
+            .client
+            .agent()
+            .exists(AgentKeyRequest { key: a.key })
+            .await
+            .map_err(|s| reason(self.client.classify(s)))?
+            .into_inner();
+        let i = r.info.map(info);
+        Ok(Json(ExistsOut {
+            key: r.key,
+            exists: r.exists,
+            tags: i.as_ref().map(|i| i.tags.clone()),
+            expires_at: i.as_ref().and_then(|i| i.expires_at.clone()),
+            has_notes: i.as_ref().map(|i| i.has_notes),
+            has_url: i.as_ref().map(|i| i.has_url),
+        }))
+    }
+
+    #[tool(
+        description = "Show a masked form of a secret to confirm which one it is: \"****\" plus its last 4 characters (only for values of 12+ characters), with tags, notes and URL. Never reveals the value or its length.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn secret_get_masked(
+        &self,
+        Parameters(a): Parameters<KeyArgs>,
+    ) -> Result<Json<MaskedOut>, String> {
+        let r = self
+            .client
+            .agent()
+            .masked(AgentKeyRequest { key: a.key })
+            .await
+            .map_err(|s| reason(self.client.classify(s)))?
+            .into_inner();
+        Ok(Json(MaskedOut {
+            key: r.key,
+            masked_value: r.masked_value,
+            field_count: r.field_count,
+            tags: r.tags,
+            notes: r.notes,
+            url: r.url,
+        }))
+    }
+
+    #[tool(
+        description = "List a secret's fields with their sensitivity, kind and hint (e.g. a database secret's host, port, username, password). Never returns values.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn secret_list_fields(
+        &self,
+        Parameters(a): Parameters<KeyArgs>,
+    ) -> Result<Json<FieldsOut>, String> {
+        let r = self
+            .client
+            .agent()
+            .list_fields(AgentKeyRequest { key: a.key })
+            .await
+            .map_err(|s| reason(self.client.classify(s)))?
+            .into_inner();
+        Ok(Json(FieldsOut {
+            key: r.key,
+            fields: r
+                .fields
+                .into_iter()
+                .map(|f| FieldOut {
+                    name: f.name,
+                    sensitive: f.sensitive,
+                    kind: some_str(&f.kind),
+                    hint: some_str(&f.hint),
+                })
+                .collect(),
+        }))
+    }
+
+    #[tool(
+        description = "Read the value of a NON-sensitive field (a username, host, port or endpoint). Asking for a sensitive field is an error: sensitive values are never returned; use secret_run to use them.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn secret_get_field(
+        &self,
+        Parameters(a): Parameters<FieldArgs>,
+    ) -> Result<Json<GetFieldOut>, String> {
+        let r = self
+            .client
+            .agent()
+            .get_field(AgentGetFieldRequest {
+                key: a.key,
+                field: a.field,
+            })
+            .await
+            .map_err(|s| reason(self.client.classify(s)))?
+            .into_inner();
+        Ok(Json(GetFieldOut {
+            key: r.key,
+            field: r.field,
+            value: r.value,
+        }))
+    }
+
+    #[tool(
+        description = "Run a command allowed by the user's policy with the named secrets in its environment, and get its exit code and output. Every secret value in the output (also base64, hex, URL- or JSON-encoded) is replaced by [REDACTED:NAME]; you never see a value. Secrets are only in the environment: reference them from a shell (sh -c '... \"$API_KEY\" ...') or let the program read them, never as $NAME arguments of a non-shell program.",
+        annotations(read_only_hint = false, open_world_hint = true)
+    )]
+    async fn secret_run(&self, Parameters(a): Parameters<RunArgs>) -> Result<Json<RunOut>, String> {
+        let req = AgentRunRequest {
+            keys: a.keys,
+            bindings_only: false,
+            argv: argv(&a.command, &a.args)?,
+            env_alias: a.env.unwrap_or_default(),
+            env_prefix: a.env_prefix.unwrap_or_default(),
+            timeout_ms: timeout_ms(&a.timeout)?,
+            cwd: cwd(&a.cwd)?,
+            env: base_env(),
+        };
+        self.run_request(req).await
+    }
+
+    #[tool(
+        description = "Run a command allowed by the user's policy with one secret's bindings (ENV name -> field, e.g. PGPASSWORD -> password) in its environment. Output is redacted as for secret_run; you never see a value.",
+        annotations(read_only_hint = false, open_world_hint = true)
+    )]
+    async fn secret_run_with_bindings(
+        &self,
+        Parameters(a): Parameters<BindingsRunArgs>,
+    ) -> Result<Json<RunOut>, String> {
+        let req = AgentRunRequest {
+            keys: vec![a.key],
+            bindings_only: true,
+            argv: argv(&a.command, &a.args)?,
+            env_alias: String::new(),
+            env_prefix: String::new(),
+            timeout_ms: timeout_ms(&a.timeout)?,
+            cwd: cwd(&a.cwd)?,
+            env: base_env(),
+        };
+        self.run_request(req).await
+    }
+
+    #[tool(
+        description = "Score the vault's hygiene: weak (short), duplicated, expired and soon-expiring secrets, by key name only. Never returns values.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn security_score(&self) -> Result<Json<ScoreOut>, String> {
+        let r = self
+            .client
+            .agent()
+            .security_score(SecurityScoreRequest {})
+            .await
+            .map_err(|s| reason(self.client.classify(s)))?
+            .into_inner();
+        Ok(Json(ScoreOut {
+            score: r.score,
+            issues: r
+                .issues
+                .into_iter()
+                .map(|i| IssueOut {
+                    kind: i.kind,
+                    keys: i.keys,
+                    message: i.message,
+                })
+                .collect(),
+        }))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for SecretctlTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("secretctl", secretctl_proto::VERSION))
+            .with_instructions(
+                "secretctl lets you use the user's secrets without seeing them: list and inspect \
+                 metadata, then run allowed commands with secrets injected as environment \
+                 variables. Output comes back with every secret redacted.",
+            )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_from_command_or_args() {
+        assert_eq!(argv("npm run test", &None).unwrap(), ["npm", "run", "test"]);
+        assert_eq!(
+            argv("npm", &Some(vec!["run test".into()])).unwrap(),
+            ["npm", "run test"]
+        );
+        assert!(argv("echo 'x", &None).is_err());
+        assert!(argv(" ", &Some(vec![])).is_err());
+    }
+
+    #[test]
+    fn eight_tools_with_schemas() {
+        let router = SecretctlTools::tool_router();
+        let tools = router.list_all();
+        let mut names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "secret_exists",
+                "secret_get_field",
+                "secret_get_masked",
+                "secret_list",
+                "secret_list_fields",
+                "secret_run",
+                "secret_run_with_bindings",
+                "security_score"
+            ]
+        );
+        for t in &tools {
+            assert!(t.output_schema.is_some(), "{} has no output schema", t.name);
+            assert!(
+                t.description
+                    .as_ref()
+                    .is_some_and(|d| d.contains("never") || d.contains("Never")),
+                "{}",
+                t.name
+            );
+        }
+    }
+}
