@@ -37,6 +37,14 @@ step "secretctl status"
 step "secretctl run -k demo/api_key -- sh -c 'echo \"key=\$DEMO_API_KEY\"; printf %s \"\$DEMO_API_KEY\" | base64'"
 "$BIN/secretctl" run -k 'demo/api_key' -- sh -c 'echo "key=$DEMO_API_KEY"; printf %s "$DEMO_API_KEY" | base64'
 
+step "MCP: an agent (here: raw JSON-RPC on stdin) runs a command with the key and sees only [REDACTED]"
+umask 077; printf 'version: 1\nallowed_commands: [sh]\n' > "$SECRETCTL_HOME/mcp-policy.yaml"
+CALL='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"secret_run","arguments":{"keys":["demo/api_key"],"command":"sh -c '"'"'echo token=$DEMO_API_KEY'"'"'"}}}'
+{ printf '%s\n' \
+    '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"demo","version":"0"}}}' \
+    '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$CALL"
+  sleep 2; } | "$BIN/secretctl" mcp-server 2>/dev/null | sed -n 2p
+
 step "secretctl lock && secretctl get demo/api_key   # exit 3: locked"
 "$BIN/secretctl" lock
 "$BIN/secretctl" get demo/api_key || echo "(exit $?)"
