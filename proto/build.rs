@@ -18,11 +18,12 @@ const VALUE_BEARING: [&str; 12] = [
     ".secretctl.v1.AgentRunRequest",
 ];
 
-const PROTOS: [&str; 4] = [
+const PROTOS: [&str; 5] = [
     "secretctl/v1/daemon.proto",
     "secretctl/v1/vault.proto",
     "secretctl/v1/runner.proto",
     "secretctl/v1/agent.proto",
+    "secretctl/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -46,6 +46,9 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Run a command with secrets in its environment; output is redacted.
     Run(RunArgs),
+    /// Read and check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Check the MCP command policy (mcp-policy.yaml).
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -54,6 +57,50 @@ pub enum Command {
         after_help = "Claude Code:\n  claude mcp add secretctl -- secretctl mcp-server\n\nNo password is needed: unlock the vault yourself with 'secretctl unlock'."
     )]
     McpServer,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Show records, oldest first.
+    List(AuditFilter),
+    /// Check the MAC chain; exit 1 naming the first broken record.
+    Verify,
+    /// Print records as JSON lines or CSV.
+    Export {
+        /// json or csv
+        #[arg(long, default_value = "json")]
+        format: String,
+        #[command(flatten)]
+        filter: AuditFilter,
+    },
+    /// Remove records older than DATE (the rest still verifies).
+    Prune {
+        /// 2026-11-28, 2026-11-28T10:00:00Z, or a duration ago (90d).
+        #[arg(long, value_name = "DATE")]
+        before: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditFilter {
+    /// Records at or after DATE (2026-11-28, RFC 3339, or 7d ago).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Records before DATE.
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Only this action (get, set, run, unlock, ...).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only records naming this key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only cli or mcp.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Only the newest N records.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +259,10 @@ impl Command {
             Command::List(_) => "list",
             Command::Delete(_) => "delete",
             Command::Run(_) => "run",
+            Command::Audit(AuditCommand::List(_)) => "audit list",
+            Command::Audit(AuditCommand::Verify) => "audit verify",
+            Command::Audit(AuditCommand::Export { .. }) => "audit export",
+            Command::Audit(AuditCommand::Prune { .. }) => "audit prune",
             Command::Policy(_) => "policy check",
             Command::McpServer => "mcp-server",
         }

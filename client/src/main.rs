@@ -2,6 +2,7 @@
 //! about secrets is the daemon's.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod cli;
 mod connect;
 mod error;
@@ -33,6 +34,7 @@ async fn main() {
         Command::List(a) => secrets::list(a, json).await.map(|_| 0),
         Command::Delete(a) => secrets::delete(a, json).await.map(|_| 0),
         Command::Run(a) => run::run(a).await,
+        Command::Audit(c) => audit::run(c, json).await.map(|_| 0),
         Command::Policy(cli::PolicyCommand::Check) => mcp::policy_check(json).await.map(|_| 0),
         Command::McpServer => mcp::exec_shim(),
     };

@@ -38,6 +38,8 @@ impl Default for AgentLimits {
 pub struct Config {
     /// Limits on agent runs.
     pub agent: AgentLimits,
+    /// Audit segment size before rotation.
+    pub audit_segment_bytes: u64,
     /// Idle time after which an unlocked vault locks itself (`unlock` default).
     pub idle_timeout: Duration,
     /// Longest `unlock --timeout` accepted.
@@ -48,6 +50,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             agent: AgentLimits::default(),
+            audit_segment_bytes: crate::audit::DEFAULT_SEGMENT_BYTES,
             idle_timeout: Duration::from_secs(3600),
             max_idle_timeout: Duration::from_secs(30 * 86400),
         }
@@ -61,6 +64,13 @@ struct RawConfig {
     idle_timeout: Option<String>,
     max_idle_timeout: Option<String>,
     agent: Option<RawAgent>,
+    audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    segment_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +128,12 @@ impl Config {
         }
         if let Some(v) = raw.idle_timeout {
             cfg.idle_timeout = dur("idle_timeout", &v)?;
+        }
+        if let Some(n) = raw.audit.and_then(|a| a.segment_bytes) {
+            if !(512..=1 << 30).contains(&n) {
+                return Err("audit.segment_bytes must be between 512 and 1 GiB".into());
+            }
+            cfg.audit_segment_bytes = n;
         }
         if let Some(a) = raw.agent {
             let lim = &mut cfg.agent;

@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 pub mod agent;
+pub mod audit;
 pub mod config;
 pub mod crypto;
 #[allow(unsafe_code)]

@@ -76,6 +76,9 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let vault_path = home.join(paths::VAULT_FILE);
     let vault = Vault::open(&vault_path).context("cannot open the vault")?;
+    let audit =
+        secretctld::audit::Audit::start(&home.join(paths::AUDIT_DIR), config.audit_segment_bytes)
+            .context("cannot start the audit log")?;
     let session = Session::new(
         Paths {
             home,
@@ -85,6 +88,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         config,
         vault,
         false,
+        audit,
     );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use nix::fcntl::{Flock, FlockArg};
 use secretctl_proto::client::MAX_MESSAGE;
 use secretctl_proto::v1::agent_server::AgentServer;
+use secretctl_proto::v1::audit_server::AuditServer;
 use secretctl_proto::v1::daemon_server::DaemonServer;
 use secretctl_proto::v1::runner_server::RunnerServer;
 use secretctl_proto::v1::vault_server::VaultServer;
@@ -135,6 +136,7 @@ pub async fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
 /// Accepts connections, passing on only those from our own uid.
 fn peer_checked(
     listener: UnixListener,
+    audit: crate::audit::Audit,
 ) -> (
     ReceiverStream<std::io::Result<UnixStream>>,
     tokio::task::JoinHandle<()>,
@@ -160,6 +162,18 @@ fn peer_checked(
                 }
                 Ok(cred) => {
                     tracing::warn!(peer_pid = ?cred.pid(), peer_uid = cred.uid(), "refused connection from another uid");
+                    drop(stream);
+                    let mut rec = crate::audit::event(
+                        "connection_refused",
+                        "cli",
+                        crate::audit::peer(cred.pid(), cred.uid()),
+                    );
+                    rec.success = false;
+                    rec.error = Some(format!(
+                        "peer uid {} is not the daemon's uid {uid}",
+                        cred.uid()
+                    ));
+                    audit.record_nowait(rec);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "refused connection: cannot read peer credentials")
@@ -173,7 +187,7 @@ fn peer_checked(
 /// Serves the daemon's services on `listener` until SIGTERM or SIGINT, then
 /// locks the vault (zeroizing the key) and removes the socket.
 pub async fn serve(session: Arc<Session>, listener: UnixListener) -> anyhow::Result<()> {
-    let (incoming, accept_task) = peer_checked(listener);
+    let (incoming, accept_task) = peer_checked(listener, session.audit.clone());
     let idle = tokio::spawn(session.clone().run_idle_timer());
     tracing::info!(socket = %session.paths.socket.display(), pid = std::process::id(), "secretctld ready");
     let result = tonic::transport::Server::builder()
@@ -193,11 +207,15 @@ pub async fn serve(session: Arc<Session>, listener: UnixListener) -> anyhow::Res
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
+        .add_service(
+            AuditServer::new(crate::service::audit::AuditService::new(session.clone()))
+                .max_encoding_message_size(MAX_MESSAGE * 4),
+        )
         .serve_with_incoming_shutdown(incoming, shutdown_signal())
         .await;
     accept_task.abort();
     idle.abort();
-    session.lock(LockReason::Shutdown);
+    session.lock(LockReason::Shutdown, None);
     let _ = std::fs::remove_file(&session.paths.socket);
     tracing::info!("secretctld stopped");
     result.context("gRPC server failed")

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 // tokio's clock, so the idle timer can be tested with paused time.
 use tokio::time::Instant;
 
+use crate::audit::{self, Audit, record::Peer};
 use crate::config::Config;
 use crate::keyring::DataKey;
 use crate::vault::Vault;
@@ -62,6 +63,8 @@ struct Unlocked {
 /// Shared daemon state.
 pub struct Session {
     pub paths: Paths,
+    /// The audit log writer.
+    pub audit: Audit,
     pub config: Config,
     pub service_managed: bool,
     /// Serialises unlock and init so concurrent guesses cannot race the
@@ -79,13 +82,19 @@ impl Session {
         config: Config,
         vault: Option<Vault>,
         service_managed: bool,
+        audit: Audit,
     ) -> Arc<Self> {
+        let vault = vault.map(Arc::new);
+        if let Some(v) = &vault {
+            audit.set_vault(v.clone());
+        }
         Arc::new(Session {
             paths,
+            audit,
             config,
             service_managed,
             unlock_gate: tokio::sync::Mutex::new(()),
-            vault: RwLock::new(vault.map(Arc::new)),
+            vault: RwLock::new(vault),
             unlocked: Mutex::new(None),
             deadline_tx: watch::Sender::new(None),
         })
@@ -102,7 +111,9 @@ impl Session {
 
     /// Installs a freshly created vault.
     pub fn set_vault(&self, vault: Vault) {
-        *self.vault.write().expect("vault lock is never poisoned") = Some(Arc::new(vault));
+        let vault = Arc::new(vault);
+        self.audit.set_vault(vault.clone());
+        *self.vault.write().expect("vault lock is never poisoned") = Some(vault);
     }
 
     /// The vault and its key; `Use::Secret` resets the idle timer.
@@ -119,6 +130,7 @@ impl Session {
 
     /// Holds `key` until `timeout` passes without a request that uses it.
     pub fn unlock(&self, key: DataKey, timeout: Duration) {
+        self.audit.unlocked(&key);
         let deadline = Instant::now() + timeout;
         *self.unlocked.lock().expect("key lock is never poisoned") = Some(Unlocked {
             key: Arc::new(key),
@@ -128,8 +140,9 @@ impl Session {
         self.deadline_tx.send_replace(Some(deadline));
     }
 
-    /// Drops the key. Returns whether it was held.
-    pub fn lock(&self, reason: LockReason) -> bool {
+    /// Drops the key (audited as `who`, or as the daemon itself). Returns
+    /// whether it was held.
+    pub fn lock(&self, reason: LockReason, who: Option<Peer>) -> bool {
         let was = self
             .unlocked
             .lock()
@@ -138,6 +151,16 @@ impl Session {
         self.deadline_tx.send_replace(None);
         if was.is_some() {
             tracing::info!(?reason, "vault locked");
+            let mut rec = audit::event("lock", "cli", who.unwrap_or_else(audit::daemon_peer));
+            let why = match reason {
+                LockReason::Manual => "manual",
+                LockReason::IdleTimeout => "idle timeout",
+                LockReason::Shutdown => "shutdown",
+            };
+            rec.detail = Some(serde_json::json!({ "reason": why }));
+            // Sealed with the key before the writer forgets it.
+            self.audit.record_nowait(rec);
+            self.audit.locked();
         }
         was.is_some()
     }
@@ -196,7 +219,7 @@ impl Session {
             .as_ref()
             .is_some_and(|u| u.deadline <= Instant::now());
         if expired {
-            self.lock(LockReason::IdleTimeout);
+            self.lock(LockReason::IdleTimeout, None);
         }
     }
 }
@@ -214,6 +237,12 @@ mod tests {
 
     fn session() -> Arc<Session> {
         let p = PathBuf::from("/nonexistent");
+        let dir = std::env::temp_dir().join(format!(
+            "sc-sess-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let audit = Audit::start(&dir, 1 << 20).unwrap();
         Session::new(
             Paths {
                 home: p.clone(),
@@ -223,6 +252,7 @@ mod tests {
             Config::default(),
             None,
             false,
+            audit,
         )
     }
 
@@ -244,9 +274,9 @@ mod tests {
     #[test]
     fn lock_reports_whether_held() {
         let s = session();
-        assert!(!s.lock(LockReason::Manual));
+        assert!(!s.lock(LockReason::Manual, None));
         s.unlock(DataKey::generate().unwrap(), Duration::from_secs(10));
-        assert!(s.lock(LockReason::Manual));
+        assert!(s.lock(LockReason::Manual, None));
         assert_eq!(s.state(), VaultState::Uninitialized);
     }
 }

@@ -22,6 +22,17 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 const HEADER_KEY: &str = "header";
 const FAILURES_KEY: &str = "unlock_failures";
+const AUDIT_ANCHOR_KEY: &str = "audit_anchor";
+
+/// The newest sealed audit record, kept in the vault so cutting records off
+/// the end of the log is detected.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuditAnchor {
+    #[prost(uint64, tag = "1")]
+    pub seq: u64,
+    #[prost(bytes = "vec", tag = "2")]
+    pub mac: Vec<u8>,
+}
 
 /// The vault header: everything needed to turn a password into the data key.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -269,6 +280,24 @@ impl Store {
             } else {
                 meta.insert(FAILURES_KEY, prost::Message::encode_to_vec(f).as_slice())?;
             }
+            Ok(())
+        })
+    }
+
+    /// The audit anchor, if any record was ever sealed.
+    pub fn audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError> {
+        self.read_meta(AUDIT_ANCHOR_KEY)?
+            .map(|b| self.decode(&b, "audit anchor"))
+            .transpose()
+    }
+
+    /// Replaces the audit anchor (one transaction).
+    pub fn set_audit_anchor(&self, a: &AuditAnchor) -> Result<(), StoreError> {
+        self.write(|meta, _| {
+            meta.insert(
+                AUDIT_ANCHOR_KEY,
+                prost::Message::encode_to_vec(a).as_slice(),
+            )?;
             Ok(())
         })
     }

@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::v1::agent_client::AgentClient;
+use crate::v1::audit_client::AuditClient;
 use crate::v1::daemon_client::DaemonClient;
 use crate::v1::runner_client::RunnerClient;
 use crate::v1::vault_client::VaultClient;
@@ -124,6 +125,11 @@ impl Client {
         AgentClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// Reading and checking the audit log.
+    pub fn audit(&self) -> AuditClient<Channel> {
+        AuditClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE * 4)
     }
 
     /// The raw channel, for services added by later protocol versions.

@@ -32,7 +32,7 @@ use crate::policy;
 use crate::redact::Redactor;
 use crate::runner::{self, resolve, spawn};
 use crate::secret;
-use crate::service::blocking;
+use crate::service::{audited, blocking, peer_of};
 use crate::session::{Session, Use};
 use crate::vault::{ListFilter, now_secs};
 
@@ -111,9 +111,8 @@ impl Capped {
     }
 }
 
-#[tonic::async_trait]
-impl Agent for AgentService {
-    async fn list(
+impl AgentService {
+    async fn do_list(
         &self,
         req: Request<AgentListRequest>,
     ) -> Result<Response<AgentListResponse>, Status> {
@@ -132,7 +131,7 @@ impl Agent for AgentService {
         }))
     }
 
-    async fn exists(
+    async fn do_exists(
         &self,
         req: Request<AgentKeyRequest>,
     ) -> Result<Response<AgentExistsResponse>, Status> {
@@ -149,7 +148,7 @@ impl Agent for AgentService {
         }))
     }
 
-    async fn masked(
+    async fn do_masked(
         &self,
         req: Request<AgentKeyRequest>,
     ) -> Result<Response<AgentMaskedResponse>, Status> {
@@ -185,7 +184,7 @@ impl Agent for AgentService {
         Ok(Response::new(resp))
     }
 
-    async fn list_fields(
+    async fn do_list_fields(
         &self,
         req: Request<AgentKeyRequest>,
     ) -> Result<Response<AgentFieldsResponse>, Status> {
@@ -213,7 +212,7 @@ impl Agent for AgentService {
         }))
     }
 
-    async fn get_field(
+    async fn do_get_field(
         &self,
         req: Request<AgentGetFieldRequest>,
     ) -> Result<Response<AgentGetFieldResponse>, Status> {
@@ -248,11 +247,13 @@ impl Agent for AgentService {
         }))
     }
 
-    async fn run(
+    async fn do_run(
         &self,
-        req: Request<AgentRunRequest>,
+        req: AgentRunRequest,
+        rec: &mut crate::audit::record::Record,
     ) -> Result<Response<AgentRunResponse>, Status> {
-        let req = req.into_inner();
+        rec.command = Some(req.argv.join(" "));
+        rec.keys = req.keys.clone();
         let limits = self.session.config.agent.clone();
         let timeout = match req.timeout_ms {
             0 => limits.default_timeout,
@@ -286,10 +287,29 @@ impl Agent for AgentService {
         let (vault, dk) = self.session.key(Use::Secret)?;
         let policy_path = self.policy_path();
         let argv = start.argv.clone();
+        let checked = {
+            let (path, argv, cwd) = (policy_path.clone(), argv.clone(), cwd.clone());
+            blocking(move || {
+                Ok(policy::load(&path)
+                    .map_err(|e| ("policy_error", e.to_string()))
+                    .and_then(|pol| {
+                        command::check(&pol, &argv, &cwd).map_err(|r| ("policy_refused", r.0))
+                    }))
+            })
+            .await?
+        };
+        let program = match checked {
+            Ok(p) => p,
+            Err((action, why)) => {
+                rec.action = action.into();
+                return Err(Status::permission_denied(why));
+            }
+        };
+        rec.detail =
+            Some(serde_json::json!({"resolved": program.display().to_string(), "cwd": start.cwd}));
+        let resolved = program.clone();
         let (program, injections, redactor) = blocking(move || {
-            let policy = policy::load(&policy_path).map_err(|e| Status::permission_denied(e.to_string()))?;
-            let program = command::check(&policy, &argv, &cwd)
-                .map_err(|r| Status::permission_denied(r.0))?;
+            let program = resolved;
             if req.bindings_only {
                 let key = &req.keys[0];
                 let found = vault.matching(key).map_err(Status::from)?;
@@ -356,6 +376,8 @@ impl Agent for AgentService {
         let exit = match spawned {
             Err(e) => {
                 drop(permit);
+                rec.success = false;
+                rec.error = Some(e.message.clone());
                 return Ok(Response::new(AgentRunResponse {
                     exit_code: e.code,
                     stderr: e.message,
@@ -364,7 +386,7 @@ impl Agent for AgentService {
             }
             Ok(sp) => {
                 let (tx, mut rx) = mpsc::channel(4);
-                tokio::spawn(runner::drive(sp, None, tx, redactor, Some(remaining)));
+                tokio::spawn(runner::drive(sp, None, tx, redactor, Some(remaining), None));
                 let cap = limits.output_cap_bytes;
                 let mut out = Capped {
                     buf: Vec::new(),
@@ -393,6 +415,7 @@ impl Agent for AgentService {
             }
         };
         let (exit, out, err) = exit;
+        runner::record_exit(rec, &exit);
         Ok(Response::new(AgentRunResponse {
             exit_code: exit.code,
             stdout: String::from_utf8_lossy(&out.buf).into_owned(),
@@ -404,7 +427,7 @@ impl Agent for AgentService {
         }))
     }
 
-    async fn security_score(
+    async fn do_security_score(
         &self,
         _: Request<SecurityScoreRequest>,
     ) -> Result<Response<SecurityScoreResponse>, Status> {
@@ -431,6 +454,90 @@ impl Agent for AgentService {
         })
         .await?;
         Ok(Response::new(resp))
+    }
+}
+
+fn keys_of(key: &str) -> Vec<String> {
+    vec![key.to_string()]
+}
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    async fn list(
+        &self,
+        req: Request<AgentListRequest>,
+    ) -> Result<Response<AgentListResponse>, Status> {
+        let who = peer_of(&req);
+        let r = self.do_list(req).await;
+        audited(&self.session.audit, "list", "mcp", who, Vec::new(), r).await
+    }
+
+    async fn exists(
+        &self,
+        req: Request<AgentKeyRequest>,
+    ) -> Result<Response<AgentExistsResponse>, Status> {
+        let (who, keys) = (peer_of(&req), keys_of(&req.get_ref().key));
+        let r = self.do_exists(req).await;
+        audited(&self.session.audit, "exists", "mcp", who, keys, r).await
+    }
+
+    async fn masked(
+        &self,
+        req: Request<AgentKeyRequest>,
+    ) -> Result<Response<AgentMaskedResponse>, Status> {
+        let (who, keys) = (peer_of(&req), keys_of(&req.get_ref().key));
+        let r = self.do_masked(req).await;
+        audited(&self.session.audit, "get_masked", "mcp", who, keys, r).await
+    }
+
+    async fn list_fields(
+        &self,
+        req: Request<AgentKeyRequest>,
+    ) -> Result<Response<AgentFieldsResponse>, Status> {
+        let (who, keys) = (peer_of(&req), keys_of(&req.get_ref().key));
+        let r = self.do_list_fields(req).await;
+        audited(&self.session.audit, "list_fields", "mcp", who, keys, r).await
+    }
+
+    async fn get_field(
+        &self,
+        req: Request<AgentGetFieldRequest>,
+    ) -> Result<Response<AgentGetFieldResponse>, Status> {
+        let (who, keys) = (peer_of(&req), keys_of(&req.get_ref().key));
+        let r = self.do_get_field(req).await;
+        audited(&self.session.audit, "get_field", "mcp", who, keys, r).await
+    }
+
+    async fn run(
+        &self,
+        req: Request<AgentRunRequest>,
+    ) -> Result<Response<AgentRunResponse>, Status> {
+        let who = peer_of(&req);
+        let mut rec = crate::audit::event("run", "mcp", who);
+        let r = self.do_run(req.into_inner(), &mut rec).await;
+        if let Err(s) = &r {
+            rec.success = false;
+            rec.error = Some(s.message().to_string());
+        }
+        self.session.audit.record(rec).await;
+        r
+    }
+
+    async fn security_score(
+        &self,
+        req: Request<SecurityScoreRequest>,
+    ) -> Result<Response<SecurityScoreResponse>, Status> {
+        let who = peer_of(&req);
+        let r = self.do_security_score(req).await;
+        audited(
+            &self.session.audit,
+            "security_score",
+            "mcp",
+            who,
+            Vec::new(),
+            r,
+        )
+        .await
     }
 }
 

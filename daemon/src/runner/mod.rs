@@ -118,7 +118,25 @@ impl Runner for RunnerService {
         &self,
         req: Request<Streaming<RunInput>>,
     ) -> Result<Response<Self::RunStream>, Status> {
-        let mut input = req.into_inner();
+        let who = crate::service::peer_of(&req);
+        let mut rec = crate::audit::event("run", "cli", who);
+        let r = self.start_run(req.into_inner(), &mut rec).await;
+        if r.is_err() {
+            crate::service::outcome(&mut rec, &r);
+            self.session.audit.record(rec).await;
+        }
+        r.map(Response::new)
+    }
+}
+
+impl RunnerService {
+    /// Starts a run; `rec` is filled in and recorded when the run ends (or
+    /// by the caller if it never starts).
+    async fn start_run(
+        &self,
+        mut input: Streaming<RunInput>,
+        rec: &mut crate::audit::record::Record,
+    ) -> Result<ReceiverStream<Result<RunOutput, Status>>, Status> {
         let mut start = match input.message().await? {
             Some(RunInput {
                 kind: Some(run_input::Kind::Start(s)),
@@ -129,6 +147,8 @@ impl Runner for RunnerService {
                 ));
             }
         };
+        rec.command = Some(start.argv.join(" "));
+        rec.keys = start.key_patterns.clone();
         let cwd = validate_start(&mut start)?;
         let (vault, dk) = self.session.key(Use::Secret)?;
         let policy_path = self
@@ -147,8 +167,12 @@ impl Runner for RunnerService {
                 .map_err(Status::from)
         })
         .await?;
-        let keys: Vec<&str> = injections.iter().map(|i| i.key.as_str()).collect();
+        let keys: Vec<String> = injections.iter().map(|i| i.key.clone()).collect();
         tracing::info!(?keys, command = %start.argv[0], pty = start.pty, "run");
+        rec.keys = keys;
+        rec.detail = Some(
+            serde_json::json!({"cwd": start.cwd, "env_alias": start.env_alias, "pty": start.pty}),
+        );
         let redactor = if start.no_redact {
             Redactor::none()
         } else {
@@ -180,14 +204,40 @@ impl Runner for RunnerService {
                     error: e.message,
                     ..Default::default()
                 };
+                let mut done = rec.clone();
+                record_exit(&mut done, &exit);
+                self.session.audit.record(done).await;
                 let _ = tx.send(Ok(exit_msg(exit))).await;
             }
             Ok(sp) => {
-                tokio::spawn(drive(sp, Some(input), tx, redactor, timeout));
+                let audit = self.session.audit.clone();
+                let mut done = rec.clone();
+                let on_exit: OnExit = Box::new(move |exit: &RunExit| {
+                    record_exit(&mut done, exit);
+                    audit.record_nowait(done);
+                });
+                tokio::spawn(drive(sp, Some(input), tx, redactor, timeout, Some(on_exit)));
             }
         }
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(ReceiverStream::new(rx))
     }
+}
+
+/// Called with a run's exit, once.
+pub type OnExit = Box<dyn FnOnce(&RunExit) + Send>;
+
+/// Fills an audit record with how a run ended.
+pub fn record_exit(rec: &mut crate::audit::record::Record, exit: &RunExit) {
+    rec.success = exit.error.is_empty() && exit.code == 0;
+    if !exit.error.is_empty() {
+        rec.error = Some(exit.error.clone());
+    }
+    let detail = rec.detail.get_or_insert_with(|| serde_json::json!({}));
+    detail["exit_code"] = serde_json::json!(exit.code);
+    detail["signal"] = serde_json::json!(exit.signal);
+    detail["timed_out"] = serde_json::json!(exit.timed_out);
+    detail["duration_ms"] = serde_json::json!(exit.duration_ms);
+    detail["redacted_count"] = serde_json::json!(exit.redacted_count);
 }
 
 /// The exit message of a run.
@@ -248,6 +298,7 @@ pub async fn drive(
     tx: mpsc::Sender<Result<RunOutput, Status>>,
     redactor: Redactor,
     timeout: Option<Duration>,
+    mut on_exit: Option<OnExit>,
 ) {
     let started = Instant::now();
     let Spawned {
@@ -340,6 +391,15 @@ pub async fn drive(
                 // The client is gone: nobody will read this run's output.
                 killpg(pgid, Signal::SIGKILL);
                 input_task.abort();
+                if let Some(f) = on_exit.take() {
+                    f(&RunExit {
+                        code: 128 + 9,
+                        signal: 9,
+                        error: "the client disconnected; the run was killed".into(),
+                        duration_ms: started.elapsed().as_millis() as u64,
+                        ..Default::default()
+                    });
+                }
                 return;
             }
         }
@@ -373,6 +433,9 @@ pub async fn drive(
         redacted = exit.redacted_count,
         "run finished"
     );
+    if let Some(f) = on_exit {
+        f(&exit);
+    }
     let _ = tx.send(Ok(exit_msg(exit))).await;
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use secretctl_proto::v1::daemon_server::Daemon;
 use secretctl_proto::v1::{
     InitRequest, InitResponse, KdfParams, LockRequest, LockResponse, PolicyCheckRequest,
-    PolicyCheckResponse, StatusRequest, StatusResponse, UnlockRequest, UnlockResponse, VaultState,
+    PolicyCheckResponse, StatusRequest, StatusResponse, UnlockRequest, UnlockResponse,
 };
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
@@ -80,7 +80,57 @@ impl Daemon for DaemonService {
     }
 
     async fn init(&self, req: Request<InitRequest>) -> Result<Response<InitResponse>, Status> {
-        let req = req.into_inner();
+        let who = super::peer_of(&req);
+        let r = self.do_init(req.into_inner()).await;
+        let mut rec = crate::audit::event("init", "cli", who);
+        super::outcome(&mut rec, &r);
+        self.session.audit.record(rec).await;
+        r.map(Response::new)
+    }
+
+    async fn unlock(
+        &self,
+        req: Request<UnlockRequest>,
+    ) -> Result<Response<UnlockResponse>, Status> {
+        let who = super::peer_of(&req);
+        let r = self.do_unlock(req.into_inner()).await;
+        // A failed unlock is written at once (unsealed while locked) and
+        // sealed into the chain at the next unlock.
+        let mut rec = crate::audit::event("unlock", "cli", who);
+        super::outcome(&mut rec, &r);
+        self.session.audit.record(rec).await;
+        r.map(Response::new)
+    }
+
+    async fn policy_check(
+        &self,
+        req: Request<PolicyCheckRequest>,
+    ) -> Result<Response<PolicyCheckResponse>, Status> {
+        let who = super::peer_of(&req);
+        let path = self
+            .session
+            .paths
+            .home
+            .join(secretctl_proto::paths::POLICY_FILE);
+        let report = blocking(move || Ok(crate::agent::report::policy_report(&path))).await?;
+        let mut rec = crate::audit::event("policy_check", "cli", who);
+        if !report.error.is_empty() {
+            rec.success = false;
+            rec.error = Some(report.error.clone());
+        }
+        self.session.audit.record(rec).await;
+        Ok(Response::new(report))
+    }
+
+    async fn lock(&self, req: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let who = super::peer_of(&req);
+        let was = self.session.lock(LockReason::Manual, Some(who));
+        Ok(Response::new(LockResponse { was_unlocked: was }))
+    }
+}
+
+impl DaemonService {
+    async fn do_init(&self, req: InitRequest) -> Result<InitResponse, Status> {
         let password = Zeroizing::new(req.password);
         check_password(&password)?;
         let kdf = match req.kdf {
@@ -107,7 +157,7 @@ impl Daemon for DaemonService {
             .idle_deadline()
             .map(|(t, _)| unix_ms(t))
             .unwrap_or(0);
-        Ok(Response::new(InitResponse {
+        Ok(InitResponse {
             vault_path: self.session.paths.vault.display().to_string(),
             kdf: Some(KdfParams {
                 memory_kib: kdf.memory_kib,
@@ -115,14 +165,10 @@ impl Daemon for DaemonService {
                 parallelism: kdf.parallelism,
             }),
             idle_lock_deadline_unix_ms: deadline,
-        }))
+        })
     }
 
-    async fn unlock(
-        &self,
-        req: Request<UnlockRequest>,
-    ) -> Result<Response<UnlockResponse>, Status> {
-        let req = req.into_inner();
+    async fn do_unlock(&self, req: UnlockRequest) -> Result<UnlockResponse, Status> {
         let password = Zeroizing::new(req.password);
         check_password(&password)?;
         let timeout = self.timeout(req.timeout_secs)?;
@@ -143,28 +189,9 @@ impl Daemon for DaemonService {
             .idle_deadline()
             .map(|(t, _)| unix_ms(t))
             .unwrap_or(0);
-        Ok(Response::new(UnlockResponse {
+        Ok(UnlockResponse {
             idle_lock_deadline_unix_ms: deadline,
             idle_timeout_secs: timeout.as_secs(),
-        }))
-    }
-
-    async fn policy_check(
-        &self,
-        _: Request<PolicyCheckRequest>,
-    ) -> Result<Response<PolicyCheckResponse>, Status> {
-        let path = self
-            .session
-            .paths
-            .home
-            .join(secretctl_proto::paths::POLICY_FILE);
-        let report = blocking(move || Ok(crate::agent::report::policy_report(&path))).await?;
-        Ok(Response::new(report))
-    }
-
-    async fn lock(&self, _: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
-        let was_unlocked = self.session.state() == VaultState::Unlocked;
-        let was = self.session.lock(LockReason::Manual) || was_unlocked;
-        Ok(Response::new(LockResponse { was_unlocked: was }))
+        })
     }
 }

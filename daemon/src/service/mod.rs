@@ -14,6 +14,7 @@
 //! The daemon never answers `UNAVAILABLE`: clients read that code as "the
 //! connection failed". Status messages name keys and fields, never values.
 
+pub mod audit;
 pub mod daemon;
 pub mod vault;
 
@@ -60,4 +61,43 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+}
+
+/// The connecting process, from the socket's peer credentials.
+pub fn peer_of<T>(req: &tonic::Request<T>) -> crate::audit::record::Peer {
+    req.extensions()
+        .get::<tonic::transport::server::UdsConnectInfo>()
+        .and_then(|i| i.peer_cred)
+        .map(|c| crate::audit::peer(c.pid(), c.uid()))
+        .unwrap_or_else(|| crate::audit::record::Peer {
+            pid: None,
+            uid: nix::unistd::geteuid().as_raw(),
+            exe: None,
+        })
+}
+
+/// Marks an audit record with a call's outcome (the status message names
+/// keys and rules, never values).
+pub fn outcome<T>(rec: &mut crate::audit::record::Record, result: &Result<T, Status>) {
+    rec.success = result.is_ok();
+    if let Err(s) = result {
+        rec.error = Some(s.message().to_string());
+    }
+}
+
+/// Records a call's outcome in the audit log (waiting until it is on disk)
+/// and passes the result through.
+pub async fn audited<T>(
+    audit: &crate::audit::Audit,
+    action: &str,
+    source: &str,
+    who: crate::audit::record::Peer,
+    keys: Vec<String>,
+    result: Result<T, Status>,
+) -> Result<T, Status> {
+    let mut rec = crate::audit::event(action, source, who);
+    rec.keys = keys;
+    outcome(&mut rec, &result);
+    audit.record(rec).await;
+    result
 }

@@ -25,47 +25,49 @@ impl VaultService {
     }
 }
 
-#[tonic::async_trait]
-impl VaultRpc for VaultService {
-    async fn set(&self, req: Request<SetRequest>) -> Result<Response<SetResponse>, Status> {
-        let req = req.into_inner();
+impl VaultService {
+    async fn audited<T>(
+        &self,
+        action: &str,
+        who: crate::audit::record::Peer,
+        key: Option<String>,
+        result: Result<T, Status>,
+    ) -> Result<T, Status> {
+        let keys = key.into_iter().collect();
+        super::audited(&self.session.audit, action, "cli", who, keys, result).await
+    }
+
+    async fn do_set(&self, req: SetRequest) -> Result<SetResponse, Status> {
         let (vault, key) = self.session.key(Use::Secret)?;
         let (created, meta) = blocking(move || vault.set(&key, &req).map_err(Status::from)).await?;
         tracing::info!(key = %meta.key, created, "secret stored");
-        Ok(Response::new(SetResponse {
+        Ok(SetResponse {
             created,
             meta: Some(meta),
-        }))
+        })
     }
 
-    async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
-        let req = req.into_inner();
+    async fn do_get(&self, req: GetRequest) -> Result<GetResponse, Status> {
         let (vault, key) = self.session.key(Use::Secret)?;
         let name = req.key.clone();
         let (field, value) =
             blocking(move || vault.get(&key, &req.key, &req.field).map_err(Status::from)).await?;
         tracing::info!(key = %name, %field, "secret read");
-        Ok(Response::new(GetResponse {
+        Ok(GetResponse {
             key: name,
             field,
             value: value.to_vec(),
-        }))
+        })
     }
 
-    async fn get_metadata(
-        &self,
-        req: Request<MetadataRequest>,
-    ) -> Result<Response<MetadataResponse>, Status> {
-        let req = req.into_inner();
+    async fn do_metadata(&self, req: MetadataRequest) -> Result<MetadataResponse, Status> {
         // Decrypts notes, URL and non-sensitive values, but no secret value:
         // looking does not keep the vault awake.
         let (vault, key) = self.session.key(Use::Look)?;
-        let resp = blocking(move || vault.metadata(&key, &req.key).map_err(Status::from)).await?;
-        Ok(Response::new(resp))
+        blocking(move || vault.metadata(&key, &req.key).map_err(Status::from)).await
     }
 
-    async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
-        let req = req.into_inner();
+    async fn do_list(&self, req: ListRequest) -> Result<ListResponse, Status> {
         let (vault, _) = self.session.key(Use::Look)?;
         if req.prefix.len() > secretctl_proto::names::MAX_KEY_LEN || req.prefix.contains('\0') {
             return Err(Status::invalid_argument("prefix is not a valid key prefix"));
@@ -84,18 +86,69 @@ impl VaultRpc for VaultService {
             },
         };
         let secrets = blocking(move || vault.list(&filter).map_err(Status::from)).await?;
-        Ok(Response::new(ListResponse { secrets }))
+        Ok(ListResponse { secrets })
+    }
+
+    async fn do_delete(&self, req: DeleteRequest) -> Result<DeleteResponse, Status> {
+        let (vault, _) = self.session.key(Use::Secret)?;
+        let name = req.key.clone();
+        blocking(move || vault.delete(&req.key).map_err(Status::from)).await?;
+        tracing::info!(key = %name, "secret deleted");
+        Ok(DeleteResponse {})
+    }
+}
+
+#[tonic::async_trait]
+impl VaultRpc for VaultService {
+    async fn set(&self, req: Request<SetRequest>) -> Result<Response<SetResponse>, Status> {
+        let who = super::peer_of(&req);
+        let req = req.into_inner();
+        let key = req.key.clone();
+        let r = self.do_set(req).await;
+        self.audited("set", who, Some(key), r)
+            .await
+            .map(Response::new)
+    }
+
+    async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        let who = super::peer_of(&req);
+        let req = req.into_inner();
+        let key = req.key.clone();
+        let r = self.do_get(req).await;
+        self.audited("get", who, Some(key), r)
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_metadata(
+        &self,
+        req: Request<MetadataRequest>,
+    ) -> Result<Response<MetadataResponse>, Status> {
+        let who = super::peer_of(&req);
+        let req = req.into_inner();
+        let key = req.key.clone();
+        let r = self.do_metadata(req).await;
+        self.audited("get_metadata", who, Some(key), r)
+            .await
+            .map(Response::new)
+    }
+
+    async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let who = super::peer_of(&req);
+        let r = self.do_list(req.into_inner()).await;
+        self.audited("list", who, None, r).await.map(Response::new)
     }
 
     async fn delete(
         &self,
         req: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
+        let who = super::peer_of(&req);
         let req = req.into_inner();
-        let (vault, _) = self.session.key(Use::Secret)?;
-        let name = req.key.clone();
-        blocking(move || vault.delete(&req.key).map_err(Status::from)).await?;
-        tracing::info!(key = %name, "secret deleted");
-        Ok(Response::new(DeleteResponse {}))
+        let key = req.key.clone();
+        let r = self.do_delete(req).await;
+        self.audited("delete", who, Some(key), r)
+            .await
+            .map(Response::new)
     }
 }

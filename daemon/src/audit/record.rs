@@ -1,0 +1,179 @@
+//! The audit record format (contract §8) and its MAC chain.
+//!
+//! `mac = HMAC-SHA256(audit_key, prev_mac ‖ canonical record)`, where the
+//! canonical record is the record's JSON without `mac`, fields in a fixed
+//! order, and `audit_key = HKDF-SHA256(data key, "secretctl audit v1")`.
+
+use hmac::{KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::keyring::DataKey;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// The key that seals the chain; derived from the data key, held only while
+/// unlocked.
+pub struct AuditKey(Zeroizing<[u8; 32]>);
+
+impl AuditKey {
+    /// Derives the audit key from the vault's data key.
+    pub fn derive(dk: &DataKey) -> AuditKey {
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"secretctl-audit"), dk.expose_secret());
+        let mut out = Zeroizing::new([0u8; 32]);
+        hk.expand(b"secretctl audit v1", out.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        AuditKey(out)
+    }
+
+    /// HMAC of `prev ‖ body`.
+    pub fn mac(&self, prev: &[u8], body: &[u8]) -> [u8; 32] {
+        let mut m = <HmacSha256 as KeyInit>::new_from_slice(self.0.as_ref())
+            .expect("HMAC takes any key length");
+        m.update(prev);
+        m.update(body);
+        m.finalize().into_bytes().into()
+    }
+}
+
+/// Who asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    pub pid: Option<i32>,
+    pub uid: u32,
+    pub exe: Option<String>,
+}
+
+/// One line of the log. Field order here is the canonical order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// Position in the chain; absent while unsealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub ts: String,
+    pub action: String,
+    pub source: String,
+    pub peer: Peer,
+    pub keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Action-specific facts (resolved command, cwd, exit code, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+    /// Hex MAC of the previous record ("" for the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+    /// Hex MAC of this record; absent while unsealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Present (false) only on records written while locked, not yet sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<bool>,
+}
+
+impl Record {
+    /// The bytes the MAC covers: everything but `mac` (and `sealed`).
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut r = self.clone();
+        r.mac = None;
+        r.sealed = None;
+        serde_json::to_vec(&r).expect("a record always serialises")
+    }
+
+    /// Seals the record as `seq` after `prev_mac`.
+    pub fn seal(&mut self, key: &AuditKey, seq: u64, prev_mac: &[u8]) -> [u8; 32] {
+        self.seq = Some(seq);
+        self.prev = Some(hex(prev_mac));
+        self.sealed = None;
+        self.mac = None;
+        let mac = key.mac(prev_mac, &self.canonical());
+        self.mac = Some(hex(&mac));
+        mac
+    }
+
+    /// One JSON line (with the trailing newline).
+    pub fn line(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).expect("a record always serialises");
+        v.push(b'\n');
+        v
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses lower-case hex.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// Now as RFC 3339 with milliseconds.
+pub fn now_ts() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// Unix milliseconds of an RFC 3339 timestamp.
+pub fn ts_ms(ts: &str) -> Option<i64> {
+    humantime::parse_rfc3339(ts)
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> Record {
+        Record {
+            seq: None,
+            ts: "2026-11-28T19:00:00.000Z".into(),
+            action: "get".into(),
+            source: "cli".into(),
+            peer: Peer {
+                pid: Some(1),
+                uid: 0,
+                exe: None,
+            },
+            keys: vec!["a".into()],
+            command: None,
+            success: true,
+            error: None,
+            detail: None,
+            prev: None,
+            mac: None,
+            sealed: None,
+        }
+    }
+
+    #[test]
+    fn chain_round_trip_and_tamper() {
+        let key = AuditKey::derive(&DataKey::generate().unwrap());
+        let mut a = rec();
+        let mac_a = a.seal(&key, 1, &[]);
+        let line = a.line();
+        let back: Record = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back, a);
+        assert_eq!(key.mac(&[], &back.canonical()), mac_a);
+        let mut edited = back.clone();
+        edited.keys = vec!["b".into()];
+        assert_ne!(key.mac(&[], &edited.canonical()), mac_a);
+        assert_eq!(unhex(&hex(&mac_a)).unwrap(), mac_a);
+        assert!(serde_json::from_str::<Record>(r#"{"ts":"x","action":"a","source":"cli","peer":{"pid":1,"uid":0,"exe":null},"keys":[],"success":true,"extra":1}"#).is_err());
+        assert!(ts_ms(&a.ts).is_some());
+    }
+}

@@ -1,0 +1,71 @@
+//! `secretctl.v1.Audit`: listing, verifying and pruning the audit log.
+//! Verify and prune need the audit key, so the vault must be unlocked;
+//! listing works while locked (the log holds key names, never values).
+
+use std::sync::Arc;
+
+use secretctl_proto::v1::audit_server::Audit as AuditRpc;
+use secretctl_proto::v1::{
+    AuditListRequest, AuditListResponse, AuditPruneRequest, AuditPruneResponse, AuditVerifyRequest,
+    AuditVerifyResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::session::Session;
+
+/// The audit service.
+pub struct AuditService {
+    session: Arc<Session>,
+}
+
+impl AuditService {
+    pub fn new(session: Arc<Session>) -> Self {
+        AuditService { session }
+    }
+}
+
+fn locked() -> Status {
+    Status::failed_precondition(secretctl_proto::LOCKED_MESSAGE)
+}
+
+#[tonic::async_trait]
+impl AuditRpc for AuditService {
+    async fn list(
+        &self,
+        req: Request<AuditListRequest>,
+    ) -> Result<Response<AuditListResponse>, Status> {
+        let records = self.session.audit.list(req.into_inner()).await;
+        Ok(Response::new(AuditListResponse { records }))
+    }
+
+    async fn verify(
+        &self,
+        req: Request<AuditVerifyRequest>,
+    ) -> Result<Response<AuditVerifyResponse>, Status> {
+        let who = super::peer_of(&req);
+        let resp = self.session.audit.verify().await.ok_or_else(locked)?;
+        let mut rec = crate::audit::event("audit_verify", "cli", who);
+        rec.success = resp.ok;
+        if !resp.ok {
+            rec.error = Some(resp.error.clone());
+        }
+        self.session.audit.record(rec).await;
+        Ok(Response::new(resp))
+    }
+
+    async fn prune(
+        &self,
+        req: Request<AuditPruneRequest>,
+    ) -> Result<Response<AuditPruneResponse>, Status> {
+        let who = super::peer_of(&req);
+        let before = req.into_inner().before_ms;
+        if before <= 0 {
+            return Err(Status::invalid_argument("give a date to prune before"));
+        }
+        match self.session.audit.prune(before, who).await {
+            None => Err(locked()),
+            Some(Ok(r)) => Ok(Response::new(r)),
+            Some(Err(e)) => Err(Status::failed_precondition(e)),
+        }
+    }
+}
