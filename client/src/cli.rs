@@ -52,6 +52,16 @@ pub enum Command {
     /// Check the MCP command policy (mcp-policy.yaml).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Install or inspect the secretctld user service (systemd / launchd).
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
     /// Serve MCP on stdio for an AI agent (runs secretctl-mcp).
     #[command(
         after_help = "Claude Code:\n  claude mcp add secretctl -- secretctl mcp-server\n\nNo password is needed: unlock the vault yourself with 'secretctl unlock'."
@@ -101,6 +111,28 @@ pub struct AuditFilter {
     /// Only the newest N records.
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write the user units (or LaunchAgent) and start the socket.
+    Install {
+        /// Show what would be written and run instead.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Stop and remove the service.
+    Uninstall {
+        /// Show what would be removed and run instead.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Show whether the service is installed and who started the daemon.
+    Status {
+        /// Show the unit files that install would write.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,6 +296,11 @@ impl Command {
             Command::Audit(AuditCommand::Export { .. }) => "audit export",
             Command::Audit(AuditCommand::Prune { .. }) => "audit prune",
             Command::Policy(_) => "policy check",
+            Command::Service(ServiceCommand::Install { .. }) => "service install",
+            Command::Service(ServiceCommand::Uninstall { .. }) => "service uninstall",
+            Command::Service(ServiceCommand::Status { .. }) => "service status",
+            Command::Completions { .. } => "completions",
+            Command::Man => "man",
             Command::McpServer => "mcp-server",
         }
     }

@@ -32,16 +32,120 @@ fn autostart_allowed() -> bool {
     std::env::var_os("SECRETCTL_NO_AUTOSTART").is_none_or(|v| v != "1")
 }
 
+/// What to do about the daemon that answered, given its version.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// Same version and protocol.
+    Current,
+    /// A daemon this CLI started is stale: stop it (it finishes in-flight
+    /// requests first) and start the one next to this CLI.
+    RestartAutostarted,
+    /// A service-managed daemon of another version but the same protocol:
+    /// carry on, and say how to restart it.
+    WarnService(String),
+    /// A service-managed daemon that speaks another protocol: stop, and say
+    /// how to restart it.
+    RestartService(String),
+}
+
+/// Decides from the daemon's `Status` and this CLI's own version.
+pub fn decide(
+    st: &StatusResponse,
+    version: &str,
+    protocol: u32,
+    restart_cmd: Option<&str>,
+) -> Handshake {
+    if st.version == version && st.protocol == protocol {
+        return Handshake::Current;
+    }
+    if !st.service_managed {
+        return Handshake::RestartAutostarted;
+    }
+    let cmd = restart_cmd
+        .unwrap_or("restart the secretctld service")
+        .to_string();
+    if st.protocol == protocol {
+        Handshake::WarnService(cmd)
+    } else {
+        Handshake::RestartService(cmd)
+    }
+}
+
 /// A client whose daemon answered `Status`, starting the daemon if needed.
 pub async fn connect() -> Result<(Client, StatusResponse)> {
     let path = socket_path()?;
     let client = Client::new(&path);
-    match client.status().await {
-        Ok(st) => return Ok((client, check_protocol(st)?)),
-        Err(RpcError::Unreachable { .. }) if autostart_allowed() => {}
+    let st = match client.status().await {
+        Ok(st) => st,
+        Err(RpcError::Unreachable { .. }) if autostart_allowed() => {
+            if let Some(restart) = crate::service::installed_restart_command() {
+                return Err(CliError::new(
+                    crate::error::UNREACHABLE,
+                    "the secretctld service is installed but not answering",
+                )
+                .hint(format!("start it: {restart}")));
+            }
+            return start_daemon(&path).await;
+        }
         Err(e) => return Err(e.into()),
+    };
+    let restart = crate::service::installed_restart_command();
+    match decide(
+        &st,
+        secretctl_proto::VERSION,
+        secretctl_proto::PROTOCOL,
+        restart.as_deref(),
+    ) {
+        Handshake::Current => Ok((client, st)),
+        Handshake::WarnService(cmd) => {
+            eprintln!(
+                "warning: secretctld {} is running, this secretctl is {}: restart it with '{cmd}'",
+                st.version,
+                secretctl_proto::VERSION
+            );
+            Ok((client, st))
+        }
+        Handshake::RestartService(cmd) => Err(CliError::error(format!(
+            "secretctld {} speaks protocol {}, this secretctl {} speaks {}",
+            st.version,
+            st.protocol,
+            secretctl_proto::VERSION,
+            secretctl_proto::PROTOCOL
+        ))
+        .hint(format!("restart it: {cmd}"))),
+        Handshake::RestartAutostarted => {
+            if !autostart_allowed() {
+                return Ok((client, check_protocol(st)?));
+            }
+            eprintln!(
+                "secretctld {} is out of date (this is secretctl {}): restarting it; unlock again afterwards",
+                st.version,
+                secretctl_proto::VERSION
+            );
+            stop_daemon(&client, st.pid).await?;
+            start_daemon(&path).await
+        }
     }
-    start_daemon(&path).await
+}
+
+/// Asks a daemon to stop (SIGTERM: it finishes in-flight requests, locks
+/// and removes its socket) and waits until it no longer answers.
+async fn stop_daemon(client: &Client, pid: u32) -> Result<()> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .map_err(|e| CliError::error(format!("cannot stop secretctld (pid {pid}): {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.status().await.is_ok() || std::path::Path::new(client.path()).exists() {
+        if Instant::now() > deadline {
+            return Err(CliError::error(format!(
+                "secretctld (pid {pid}) did not stop within 60 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
 }
 
 /// A client only if a daemon already answers (no autostart).
@@ -181,5 +285,52 @@ async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(version: &str, protocol: u32, service_managed: bool) -> StatusResponse {
+        StatusResponse {
+            version: version.into(),
+            protocol,
+            service_managed,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn handshake_decisions() {
+        let cmd = Some("systemctl --user restart secretctld.service");
+        assert_eq!(
+            decide(&st("1.0.0", 1, false), "1.0.0", 1, None),
+            Handshake::Current
+        );
+        assert_eq!(
+            decide(&st("1.0.0", 1, true), "1.0.0", 1, cmd),
+            Handshake::Current
+        );
+        assert_eq!(
+            decide(&st("0.9.0", 1, false), "1.0.0", 1, None),
+            Handshake::RestartAutostarted
+        );
+        assert_eq!(
+            decide(&st("0.9.0", 0, false), "1.0.0", 1, None),
+            Handshake::RestartAutostarted
+        );
+        assert_eq!(
+            decide(&st("0.9.0", 1, true), "1.0.0", 1, cmd),
+            Handshake::WarnService("systemctl --user restart secretctld.service".into())
+        );
+        assert_eq!(
+            decide(&st("0.9.0", 0, true), "1.0.0", 1, cmd),
+            Handshake::RestartService("systemctl --user restart secretctld.service".into())
+        );
+        assert_eq!(
+            decide(&st("0.9.0", 0, true), "1.0.0", 1, None),
+            Handshake::RestartService("restart the secretctld service".into())
+        );
     }
 }

@@ -11,6 +11,7 @@ mod output;
 mod password;
 mod run;
 mod secrets;
+mod service;
 mod session;
 mod templates;
 
@@ -37,6 +38,24 @@ async fn main() {
         Command::Audit(c) => audit::run(c, json).await.map(|_| 0),
         Command::Policy(cli::PolicyCommand::Check) => mcp::policy_check(json).await.map(|_| 0),
         Command::McpServer => mcp::exec_shim(),
+        Command::Service(cli::ServiceCommand::Install { print }) => {
+            service::install(print).await.map(|_| 0)
+        }
+        Command::Service(cli::ServiceCommand::Uninstall { print }) => {
+            service::uninstall(print).await.map(|_| 0)
+        }
+        Command::Service(cli::ServiceCommand::Status { print }) => {
+            service::status(print).await.map(|_| 0)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "secretctl", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())
+            .map(|_| 0)
+            .map_err(CliError::from),
     };
     let code = match result {
         Ok(code) => code, // 0, or the child's code for run

@@ -1,6 +1,7 @@
 //! `secretctld`: the only process that holds the vault key.
 #![deny(unsafe_code)]
 
+pub mod activation;
 pub mod agent;
 pub mod audit;
 pub mod config;

@@ -10,7 +10,7 @@ use secretctl_proto::paths;
 use secretctld::config::Config;
 use secretctld::session::{Paths, Session};
 use secretctld::vault::Vault;
-use secretctld::{hardening, server};
+use secretctld::{activation, hardening, server};
 
 /// The secretctl daemon: holds the vault key in locked memory and serves the
 /// CLI and the MCP shim on a Unix socket only your uid may use.
@@ -63,15 +63,29 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(h) => h,
         None => paths::home_dir()?,
     };
-    let socket = args.socket.unwrap_or_else(|| paths::socket_path_in(&home));
     ensure_home(&home)?;
     let config = Config::load(&home.join(paths::CONFIG_FILE)).context("invalid daemon settings")?;
 
+    // A service manager (systemd, launchd) may hand us the listening socket.
+    let inherited = activation::inherited_listener()?;
+    let service_managed = inherited.is_some();
+    let socket = match &inherited {
+        Some(l) => l
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(PathBuf::from))
+            .context("the inherited socket has no path")?,
+        None => args.socket.unwrap_or_else(|| paths::socket_path_in(&home)),
+    };
     let socket_dir = socket
         .parent()
         .context("socket path has no parent directory")?
         .to_path_buf();
-    server::prepare_socket_dir(&socket_dir)?;
+    if service_managed {
+        server::check_private_dir(&socket_dir, nix::unistd::geteuid().as_raw())?;
+    } else {
+        server::prepare_socket_dir(&socket_dir)?;
+    }
     let _instance = server::take_instance_lock(&socket)?;
 
     let vault_path = home.join(paths::VAULT_FILE);
@@ -87,7 +101,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
         config,
         vault,
-        false,
+        service_managed,
         audit,
     );
 
@@ -96,7 +110,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listener = server::bind(&socket).await?;
+        let listener = match inherited {
+            Some(l) => {
+                l.set_nonblocking(true)?;
+                tokio::net::UnixListener::from_std(l)?
+            }
+            None => server::bind(&socket).await?,
+        };
         server::serve(session, listener).await
     })
 }

@@ -189,7 +189,8 @@ fn peer_checked(
 pub async fn serve(session: Arc<Session>, listener: UnixListener) -> anyhow::Result<()> {
     let (incoming, accept_task) = peer_checked(listener, session.audit.clone());
     let idle = tokio::spawn(session.clone().run_idle_timer());
-    tracing::info!(socket = %session.paths.socket.display(), pid = std::process::id(), "secretctld ready");
+    tracing::info!(socket = %session.paths.socket.display(), pid = std::process::id(), service_managed = session.service_managed, "secretctld ready");
+    crate::activation::notify_ready();
     let result = tonic::transport::Server::builder()
         .add_service(DaemonServer::new(DaemonService::new(session.clone())))
         .add_service(
@@ -216,7 +217,10 @@ pub async fn serve(session: Arc<Session>, listener: UnixListener) -> anyhow::Res
     accept_task.abort();
     idle.abort();
     session.lock(LockReason::Shutdown, None);
-    let _ = std::fs::remove_file(&session.paths.socket);
+    if !session.service_managed {
+        // An inherited socket belongs to the service manager, which reuses it.
+        let _ = std::fs::remove_file(&session.paths.socket);
+    }
     tracing::info!("secretctld stopped");
     result.context("gRPC server failed")
 }
