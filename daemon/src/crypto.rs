@@ -37,6 +37,14 @@ impl KdfParams {
         parallelism: 4,
     };
 
+    /// Tiny parameters for unit tests only (the defaults stay untouched).
+    #[cfg(test)]
+    pub const TEST_TINY: KdfParams = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
     /// Refuses parameters Argon2 cannot run or that would exhaust the machine.
     pub fn validate(&self) -> Result<(), CryptoError> {
         let bad = |what: &str| Err(CryptoError::BadParams(what.to_string()));
@@ -210,11 +218,7 @@ pub fn open(key: &DataKey, aad: &[u8], sealed: &Sealed) -> Result<Zeroizing<Vec<
 mod tests {
     use super::*;
 
-    const TINY: KdfParams = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    const TINY: KdfParams = KdfParams::TEST_TINY;
 
     #[test]
     fn wrap_round_trip_and_wrong_password() {

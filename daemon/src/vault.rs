@@ -457,11 +457,7 @@ fn from_record(s: SealedRecord) -> Sealed {
 mod tests {
     use super::*;
 
-    const TINY: KdfParams = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    const TINY: KdfParams = KdfParams::TEST_TINY;
 
     fn set_req(key: &str, value: &str) -> v1::SetRequest {
         v1::SetRequest {

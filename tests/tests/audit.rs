@@ -4,7 +4,6 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 use common::*;
@@ -132,14 +131,9 @@ fn failed_unlocks_and_refused_connections_are_recorded_and_sealed() {
     let mut bad = env.command(&["unlock"]);
     bad.env("SECRETCTL_PASSWORD", "wrong password");
     assert_code(&run(bad, None), 1, "wrong unlock");
-    if nix::unistd::geteuid().is_root() {
-        for p in [env.dir.path(), env.socket.parent().unwrap()] {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        std::fs::set_permissions(&env.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let mut other = env.command(&["status"]);
-        other.uid(65534).gid(65534);
-        assert_code(&run(other, None), 6, "foreign uid");
+    let foreign = env.expose_socket_to_others();
+    if foreign {
+        assert_code(&env.status_as_nobody(), 6, "foreign uid");
     }
     // While locked the records wait unsealed...
     let pending: Vec<Value> = records(&env, &[])
@@ -161,7 +155,7 @@ fn failed_unlocks_and_refused_connections_are_recorded_and_sealed() {
         .find(|r| r["action"] == "unlock" && r["success"] == false)
         .expect("failed unlock recorded");
     assert_eq!(failed["error"], "wrong password");
-    if nix::unistd::geteuid().is_root() {
+    if foreign {
         let refused = all
             .iter()
             .find(|r| r["action"] == "connection_refused")

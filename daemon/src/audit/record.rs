@@ -139,25 +139,17 @@ mod tests {
     use super::*;
 
     fn rec() -> Record {
-        Record {
-            seq: None,
-            ts: "2026-11-28T19:00:00.000Z".into(),
-            action: "get".into(),
-            source: "cli".into(),
-            peer: Peer {
+        let mut r = crate::audit::event(
+            "get",
+            "cli",
+            Peer {
                 pid: Some(1),
                 uid: 0,
                 exe: None,
             },
-            keys: vec!["a".into()],
-            command: None,
-            success: true,
-            error: None,
-            detail: None,
-            prev: None,
-            mac: None,
-            sealed: None,
-        }
+        );
+        r.keys = vec!["a".into()];
+        r
     }
 
     #[test]

@@ -156,11 +156,7 @@ mod tests {
     use secretctl_proto::v1;
     use std::os::unix::fs::PermissionsExt;
 
-    const TINY: KdfParams = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    const TINY: KdfParams = KdfParams::TEST_TINY;
 
     fn field(name: &str, v: &str) -> v1::FieldInput {
         v1::FieldInput {

@@ -185,6 +185,37 @@ impl Env {
         assert_ok(&out, &format!("set {key}"));
     }
 
+    /// Opens the socket's directories and the socket to other users, so that
+    /// a connection from another uid reaches the daemon and only its peer
+    /// check can refuse it. Returns false (and says so) unless running as
+    /// root, which dropping to another uid needs.
+    pub fn expose_socket_to_others(&self) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!(
+                "skipped the foreign-uid part: dropping to another uid needs root (CI runs as root)"
+            );
+            return false;
+        }
+        for p in [
+            self.dir.path(),
+            self.socket.parent().expect("socket has a directory"),
+        ] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+        }
+        std::fs::set_permissions(&self.socket, std::fs::Permissions::from_mode(0o666))
+            .expect("chmod socket");
+        true
+    }
+
+    /// `secretctl status` run as `nobody`.
+    pub fn status_as_nobody(&self) -> Output {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = self.command(&["status"]);
+        cmd.uid(65534).gid(65534);
+        run(cmd, None)
+    }
+
     /// The daemon's pid, if running.
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.as_ref().map(Child::id)
