@@ -3,7 +3,7 @@
 
 /// Every message whose fields may hold a password, a value, notes or a URL.
 /// Each gets a hand-written redacting `Debug` in `src/redacted.rs`.
-const VALUE_BEARING: [&str; 12] = [
+const VALUE_BEARING: [&str; 14] = [
     ".secretctl.v1.InitRequest",
     ".secretctl.v1.UnlockRequest",
     ".secretctl.v1.FieldInput",
@@ -16,6 +16,8 @@ const VALUE_BEARING: [&str; 12] = [
     ".secretctl.v1.RunInput",
     ".secretctl.v1.RunOutput",
     ".secretctl.v1.AgentRunRequest",
+    ".secretctl.v1.AgentGetFieldResponse",
+    ".secretctl.v1.AgentMaskedResponse",
 ];
 
 const PROTOS: [&str; 5] = [

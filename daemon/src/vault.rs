@@ -346,7 +346,12 @@ impl Vault {
 
     /// Metadata of matching secrets, sorted by key.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<v1::SecretMeta>, VaultError> {
-        let mut out = Vec::new();
+        // Sized once: growing a 100k-entry vector copies megabytes.
+        let mut out = Vec::with_capacity(if filter.prefix.is_empty() {
+            self.count() as usize
+        } else {
+            0
+        });
         self.store.scan(&filter.prefix, |key, rec: SecretSummary| {
             let tag_ok = filter.tag.as_ref().is_none_or(|t| rec.tags.contains(t));
             let exp_ok = filter

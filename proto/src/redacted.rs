@@ -114,6 +114,29 @@ impl fmt::Debug for crate::v1::AgentRunRequest {
     }
 }
 
+impl fmt::Debug for crate::v1::AgentGetFieldResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentGetFieldResponse")
+            .field("key", &self.key)
+            .field("field", &self.field)
+            .field("value", &Hidden(self.value.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for crate::v1::AgentMaskedResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentMaskedResponse")
+            .field("key", &self.key)
+            .field("masked_value", &self.masked_value)
+            .field("field_count", &self.field_count)
+            .field("tags", &self.tags)
+            .field("notes", &hidden_opt(&self.notes))
+            .field("url", &hidden_opt(&self.url))
+            .finish()
+    }
+}
+
 impl fmt::Debug for EnvVar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EnvVar")

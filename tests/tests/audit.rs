@@ -117,6 +117,15 @@ fn every_action_is_recorded_and_the_chain_verifies() {
     let runs = records(&env, &["--action", "run"]);
     assert_eq!(runs[0]["keys"][0], "app/k1");
     assert_eq!(runs[0]["detail"]["exit_code"], 0);
+    assert!(
+        runs[0]["detail"]["resolved"]
+            .as_str()
+            .unwrap()
+            .ends_with("sh"),
+        "{}",
+        runs[0]
+    );
+    assert_eq!(runs[0]["command"], "sh -c echo $APP_K1");
     assert_eq!(runs[0]["detail"]["redacted_count"], 1);
     let csv = env.cli(&["audit", "export", "--format", "csv"]);
     assert_ok(&csv, "export csv");

@@ -170,9 +170,19 @@ impl RunnerService {
         let keys: Vec<String> = injections.iter().map(|i| i.key.clone()).collect();
         tracing::info!(?keys, command = %start.argv[0], pty = start.pty, "run");
         rec.keys = keys;
-        rec.detail = Some(
-            serde_json::json!({"cwd": start.cwd, "env_alias": start.env_alias, "pty": start.pty}),
-        );
+        let path_var = start
+            .env
+            .iter()
+            .find(|v| v.name == "PATH")
+            .map(|v| v.value.as_slice());
+        let resolved =
+            spawn::which(&start.argv[0], &cwd, path_var).map(|p| p.display().to_string());
+        rec.detail = Some(serde_json::json!({
+            "resolved": resolved,
+            "cwd": start.cwd,
+            "env_alias": start.env_alias,
+            "pty": start.pty,
+        }));
         let redactor = if start.no_redact {
             Redactor::none()
         } else {

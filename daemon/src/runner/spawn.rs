@@ -156,6 +156,23 @@ pub fn resize(master: &OwnedFd, size: &WindowSize) {
     }
 }
 
+/// Where exec will find `arg0`: a path resolved against `cwd`, or a bare
+/// name searched on the child's `PATH` (for the audit log; symlinks resolved).
+pub fn which(arg0: &str, cwd: &Path, path_var: Option<&[u8]>) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if arg0.contains('/') {
+        return std::fs::canonicalize(program_path(arg0, cwd)).ok();
+    }
+    let path = std::ffi::OsStr::from_bytes(path_var?);
+    std::env::split_paths(path)
+        .map(|d| cwd.join(d).join(arg0))
+        .find(|p| executable(p))
+        .and_then(|p| std::fs::canonicalize(p).ok())
+}
+
 /// A relative path with a `/` is taken relative to the child's cwd; a bare
 /// name is looked up on the child's PATH by exec.
 fn program_path(arg0: &str, cwd: &Path) -> std::path::PathBuf {
@@ -163,5 +180,18 @@ fn program_path(arg0: &str, cwd: &Path) -> std::path::PathBuf {
         cwd.join(arg0)
     } else {
         std::path::PathBuf::from(arg0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_follows_path_and_cwd() {
+        let sh = which("sh", Path::new("/"), Some(b"/nonexistent:/usr/bin:/bin")).unwrap();
+        assert!(sh.is_absolute() && sh.exists());
+        assert_eq!(which("sh", Path::new("/"), None), None);
+        assert_eq!(which("./definitely-missing", Path::new("/tmp"), None), None);
     }
 }
