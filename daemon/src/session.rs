@@ -235,15 +235,12 @@ pub fn unix_ms(t: SystemTime) -> i64 {
 mod tests {
     use super::*;
 
-    fn session() -> Arc<Session> {
+    /// A session without a vault; the temp dir holds its audit log.
+    fn session() -> (Arc<Session>, tempfile::TempDir) {
         let p = PathBuf::from("/nonexistent");
-        let dir = std::env::temp_dir().join(format!(
-            "sc-sess-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let audit = Audit::start(&dir, 1 << 20).unwrap();
-        Session::new(
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Audit::start(dir.path(), 1 << 20).unwrap();
+        let s = Session::new(
             Paths {
                 home: p.clone(),
                 vault: p.clone(),
@@ -253,12 +250,13 @@ mod tests {
             None,
             false,
             audit,
-        )
+        );
+        (s, dir)
     }
 
     #[tokio::test(start_paused = true)]
     async fn idle_timer_locks_after_timeout() {
-        let s = session();
+        let (s, _dir) = session();
         tokio::spawn(s.clone().run_idle_timer());
         // No vault: key() says uninitialized even when a key is held.
         s.unlock(DataKey::generate().unwrap(), Duration::from_secs(10));
@@ -273,7 +271,7 @@ mod tests {
 
     #[test]
     fn lock_reports_whether_held() {
-        let s = session();
+        let (s, _dir) = session();
         assert!(!s.lock(LockReason::Manual, None));
         s.unlock(DataKey::generate().unwrap(), Duration::from_secs(10));
         assert!(s.lock(LockReason::Manual, None));

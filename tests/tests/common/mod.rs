@@ -208,11 +208,19 @@ impl Env {
         true
     }
 
-    /// `secretctl status` run as `nobody`.
+    /// `secretctl status` run as `nobody`. The binary is copied into the
+    /// (exposed) temp dir first: the build tree may sit below directories
+    /// `nobody` cannot enter, and then exec would fail before any connection.
     pub fn status_as_nobody(&self) -> Output {
+        use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
-        let mut cmd = self.command(&["status"]);
-        cmd.uid(65534).gid(65534);
+        let copy = self.dir.path().join("secretctl-as-nobody");
+        std::fs::copy(bin("secretctl"), &copy).expect("copy secretctl");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod copy");
+        let mut cmd = Command::new(&copy);
+        self.apply(&mut cmd);
+        cmd.arg("status").uid(65534).gid(65534);
         run(cmd, None)
     }
 
