@@ -96,6 +96,7 @@ pub async fn run(a: RunArgs) -> Result<i32> {
         size: window_size(),
         no_redact: a.no_redact,
     };
+    let signals = Signals::install()?;
     let (client, _) = connect::connect().await?;
     let (tx, rx) = mpsc::channel::<RunInput>(8);
     tx.send(input(run_input::Kind::Start(start)))
@@ -109,7 +110,7 @@ pub async fn run(a: RunArgs) -> Result<i32> {
         .into_inner();
 
     let _raw = RawMode::enter(a.pty);
-    let forwarder = tokio::spawn(forward_input(tx, a.pty));
+    let forwarder = tokio::spawn(forward_input(tx, a.pty, signals));
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr();
     let code = loop {
@@ -146,16 +147,39 @@ pub async fn run(a: RunArgs) -> Result<i32> {
 }
 
 /// Sends stdin, signals and window-size changes until the run ends.
-async fn forward_input(tx: mpsc::Sender<RunInput>, pty: bool) {
-    let (Ok(mut int), Ok(mut term), Ok(mut hup), Ok(mut quit), Ok(mut winch)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-        signal(SignalKind::quit()),
-        signal(SignalKind::window_change()),
-    ) else {
-        return;
-    };
+/// The signals a run forwards. Installed before the run starts, so a signal
+/// that arrives early is forwarded instead of killing the CLI.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    winch: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        let s = |k: SignalKind| {
+            signal(k).map_err(|e| CliError::error(format!("cannot handle signals: {e}")))
+        };
+        Ok(Signals {
+            int: s(SignalKind::interrupt())?,
+            term: s(SignalKind::terminate())?,
+            hup: s(SignalKind::hangup())?,
+            quit: s(SignalKind::quit())?,
+            winch: s(SignalKind::window_change())?,
+        })
+    }
+}
+
+async fn forward_input(tx: mpsc::Sender<RunInput>, pty: bool, signals: Signals) {
+    let Signals {
+        mut int,
+        mut term,
+        mut hup,
+        mut quit,
+        mut winch,
+    } = signals;
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 16 * 1024];
     let mut stdin_open = true;
