@@ -351,3 +351,50 @@ fn no_autostart_means_exit_6() {
     assert_code(&out, 6, "list without daemon");
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
 }
+
+#[test]
+fn malformed_config_is_a_startup_error_naming_the_line() {
+    let env = Env::new();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&env.home)
+        .unwrap();
+    std::fs::write(
+        env.home.join("config.yaml"),
+        "idle_timeout: 1h\nidle_timout: 2h\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(bin("secretctld"));
+    env.apply(&mut cmd);
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("config.yaml") && err.contains("line 2") && err.contains("idle_timout"),
+        "{err}"
+    );
+}
+
+#[test]
+fn lock_without_a_daemon_is_fine_and_short_values_warn() {
+    let env = Env::new();
+    let out = env.cli(&["lock"]);
+    assert_ok(&out, "lock with no daemon");
+    assert!(stdout(&out).contains("locked"));
+
+    let mut env = env;
+    env.start();
+    env.init();
+    let out = env.cli_stdin(&["set", "pin"], Some(b"1234"));
+    assert_ok(&out, "short value");
+    assert!(
+        stderr(&out).contains("short values make output redaction noisy"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("1234"),
+        "the warning must not print the value"
+    );
+}

@@ -218,10 +218,26 @@ impl Env {
         std::fs::copy(bin("secretctl"), &copy).expect("copy secretctl");
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
             .expect("chmod copy");
-        let mut cmd = Command::new(&copy);
-        self.apply(&mut cmd);
-        cmd.arg("status").uid(65534).gid(65534);
-        run(cmd, None)
+        // Another test thread forking while the copy was open for writing
+        // makes exec fail with ETXTBSY until that child execs: retry.
+        for _ in 0..100 {
+            let mut cmd = Command::new(&copy);
+            self.apply(&mut cmd);
+            cmd.arg("status")
+                .uid(65534)
+                .gid(65534)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            match cmd.spawn() {
+                Ok(child) => return child.wait_with_output().expect("wait secretctl"),
+                Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("spawn the copy of secretctl: {e}"),
+            }
+        }
+        panic!("the copy of secretctl stayed busy");
     }
 
     /// The daemon's pid, if running.
