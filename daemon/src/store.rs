@@ -367,6 +367,18 @@ impl Store {
         prefix: &str,
         mut visit: impl FnMut(&str, M),
     ) -> Result<(), StoreError> {
+        self.scan_raw(prefix, |key, bytes| {
+            visit(key, self.decode_record(key, bytes)?);
+            Ok(())
+        })
+    }
+
+    /// Visits the stored bytes of secrets whose key starts with `prefix`.
+    pub fn scan_raw(
+        &self,
+        prefix: &str,
+        mut visit: impl FnMut(&str, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(SECRETS) {
             Ok(t) => t,
@@ -379,9 +391,18 @@ impl Store {
             if !key.starts_with(prefix) {
                 break;
             }
-            visit(key, self.decode(v.value(), key)?);
+            visit(key, v.value())?;
         }
         Ok(())
+    }
+
+    /// Decodes the stored bytes of secret `key`.
+    pub fn decode_record<M: prost::Message + Default>(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<M, StoreError> {
+        self.decode(bytes, key)
     }
 
     /// Number of secrets (cached; exact, since every write goes through
