@@ -1,5 +1,6 @@
 //! `audit list | verify | export | prune`.
 
+use anyhow::Context;
 use secretctl_proto::v1::{AuditListRequest, AuditPruneRequest, AuditVerifyRequest};
 use serde_json::{Value, json};
 
@@ -26,7 +27,7 @@ pub fn parse_date(s: &str) -> Result<i64> {
     };
     humantime::parse_rfc3339_weak(&full)
         .map(to_ms)
-        .map_err(|_| CliError::usage(format!("invalid date '{s}': use 2026-11-28, 2026-11-28T10:00:00Z or a duration ago like 30d")))
+        .map_err(|_| CliError::usage(format!("invalid date '{s}': use 2026-11-28, 2026-11-28T10:00:00Z or a duration ago like 30d")).into())
 }
 
 fn request(f: &AuditFilter) -> Result<AuditListRequest> {
@@ -92,7 +93,8 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                 .audit()
                 .list(request(&f)?)
                 .await
-                .map_err(|s| client.classify(s))?
+                .map_err(|s| client.classify(s))
+                .context("cannot read the audit log")?
                 .into_inner()
                 .records;
             if json_out {
@@ -100,7 +102,7 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                     .iter()
                     .filter_map(|r| serde_json::from_str(r).ok())
                     .collect();
-                print_json(&json!(parsed));
+                print_json(&json!(parsed))?;
             } else {
                 for r in &records {
                     let v: Value = serde_json::from_str(r).unwrap_or_default();
@@ -133,12 +135,13 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                 .audit()
                 .verify(AuditVerifyRequest {})
                 .await
-                .map_err(|s| client.classify(s))?
+                .map_err(|s| client.classify(s))
+                .context("cannot verify the audit log")?
                 .into_inner();
             if json_out {
                 print_json(
                     &json!({"ok": r.ok, "records": r.records, "last_seq": r.last_seq, "error": (!r.ok).then_some(&r.error)}),
-                );
+                )?;
             } else if r.ok {
                 println!(
                     "audit log intact: {} records, last seq {}",
@@ -146,7 +149,7 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                 );
             }
             if !r.ok {
-                return Err(CliError::error(format!("audit log broken: {}", r.error)));
+                return Err(CliError::error(format!("audit log broken: {}", r.error)).into());
             }
         }
         AuditCommand::Export { format, filter } => {
@@ -154,7 +157,8 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                 .audit()
                 .list(request(&filter)?)
                 .await
-                .map_err(|s| client.classify(s))?
+                .map_err(|s| client.classify(s))
+                .context("cannot read the audit log")?
                 .into_inner()
                 .records;
             match format.as_str() {
@@ -172,7 +176,8 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                 other => {
                     return Err(CliError::usage(format!(
                         "unknown format '{other}': use json or csv"
-                    )));
+                    ))
+                    .into());
                 }
             }
         }
@@ -182,10 +187,11 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                 .audit()
                 .prune(AuditPruneRequest { before_ms })
                 .await
-                .map_err(|s| client.classify(s))?
+                .map_err(|s| client.classify(s))
+                .context("cannot prune the audit log")?
                 .into_inner();
             if json_out {
-                print_json(&json!({"pruned": r.pruned, "remaining": r.remaining}));
+                print_json(&json!({"pruned": r.pruned, "remaining": r.remaining}))?;
             } else {
                 println!(
                     "pruned {} records; {} remain (the chain still verifies from a checkpoint)",

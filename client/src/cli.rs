@@ -1,13 +1,21 @@
 //! Command-line definitions: every command, flag and help text.
+//!
+//! New subcommands are a variant of [`Command`], an arm in
+//! [`Command::name`] (for error lines) and one in `main`'s dispatch.
+
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::flags::{self, BindingArg, Expiry, FieldArg, Tags};
+use crate::templates;
 
 /// Local-first secret manager for developers and their AI agents.
 ///
 /// Unlock once; `secretctld` holds the key and answers this CLI (and the MCP
 /// shim) over a Unix socket only your uid may use.
 #[derive(Debug, Parser)]
-#[command(name = "secretctl", version, propagate_version = true, after_help = ENV_HELP)]
+#[command(name = "secretctl", version = secretctl_proto::VERSION, after_help = ENV_HELP)]
 pub struct Cli {
     /// Print machine-readable JSON where a command prints data.
     #[arg(long, global = true)]
@@ -32,9 +40,13 @@ pub enum Command {
     Init(InitArgs),
     /// Unlock the vault for this session.
     Unlock(UnlockArgs),
-    /// Lock the vault now (the key is zeroized).
+    /// Lock the vault now (the key is zeroized). Never starts the daemon.
+    #[command(after_help = "Examples:\n  secretctl lock")]
     Lock,
-    /// Show the daemon and vault state.
+    /// Show the daemon and vault state (starts the daemon if needed).
+    #[command(
+        after_help = "Shows the daemon's pid, version and protocol, the vault state\n(uninitialized, locked, unlocked), the idle-lock deadline, the vault and\nsocket paths and the number of secrets.\n\nExamples:\n  secretctl status\n  secretctl status --json"
+    )]
     Status,
     /// Create or update a secret (value from stdin or a no-echo prompt).
     Set(SetArgs),
@@ -142,31 +154,45 @@ pub enum PolicyCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  secretctl init\n  printf '%s' \"$PW\" | secretctl init --password-stdin"
-)]
+#[command(after_help = "\
+The password comes from --password-stdin, else SECRETCTL_PASSWORD, else a
+no-echo prompt asked twice. The vault is left unlocked (idle lock after 1h).
+
+Examples:
+  secretctl init
+  printf '%s' \"$PW\" | secretctl init --password-stdin
+  secretctl init --kdf-memory 256 --kdf-iterations 4")]
 pub struct InitArgs {
     /// Argon2id memory in MiB (default 64).
-    #[arg(long, value_name = "MiB")]
+    #[arg(long, value_name = "MiB", value_parser = clap::value_parser!(u32).range(1..=4_194_303))]
     pub kdf_memory: Option<u32>,
     /// Argon2id iterations (default 3).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub kdf_iterations: Option<u32>,
     /// Argon2id lanes (default 4).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub kdf_parallelism: Option<u32>,
-    /// Read the master password from stdin instead of a prompt.
+    /// Read the master password from stdin (to EOF, one trailing newline
+    /// stripped) instead of a prompt.
     #[arg(long)]
     pub password_stdin: bool,
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  secretctl unlock\n  secretctl unlock --timeout 8h")]
+#[command(after_help = "\
+The password comes from --password-stdin, else SECRETCTL_PASSWORD, else a
+no-echo prompt. The vault locks again after the idle timeout without a
+request that uses a secret, on 'secretctl lock', or when secretctld stops.
+
+Examples:
+  secretctl unlock
+  secretctl unlock --timeout 8h
+  secretctl unlock --json    # {\"state\":\"unlocked\",\"idle_lock_deadline\":...}")]
 pub struct UnlockArgs {
-    /// Lock again after this long without a request that uses a secret
-    /// (e.g. 30m, 8h; default 1h).
-    #[arg(long, value_name = "DUR")]
-    pub timeout: Option<String>,
+    /// Idle timeout for this unlock (e.g. 30m, 8h; default 1h or the
+    /// daemon's config.yaml).
+    #[arg(long, value_name = "DUR", value_parser = flags::parse_duration)]
+    pub timeout: Option<Duration>,
     /// Read the master password from stdin instead of a prompt.
     #[arg(long)]
     pub password_stdin: bool,
@@ -174,68 +200,103 @@ pub struct UnlockArgs {
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The value comes from stdin (to EOF, one trailing newline stripped) or a
-no-echo prompt. Fields are sensitive unless --sensitive names others.
+The value of the default field 'value' comes from stdin (to EOF, one trailing
+newline stripped) or, on a terminal, a no-echo prompt; it never needs to be
+on the command line. Upserts keep whatever is not given (fields, notes, tags).
+
+Fields are sensitive by default; once any --sensitive NAME is given, exactly
+the named fields are sensitive. Templates (* = sensitive):
+  login     username, password*
+  database  host, port, username, password*, database
+  api       api_key*, api_secret*, endpoint
+  ssh       host, port, username, private_key*
+Template fields not given with --field are prompted for on a terminal.
 
 Examples:
   printf '%s' \"$TOKEN\" | secretctl set github/token --tags ci --expires 90d
-  secretctl set prod/db --template database --field host=db --field port=5432
-  secretctl set svc --field user=app --field pass --sensitive pass --binding SVC_PASS=pass")]
+  secretctl set prod/db --template database --field host=db.internal \\
+      --field port=5432 --field username=app --field database=main
+  secretctl set svc --field user=app --field pass --sensitive pass \\
+      --binding SVC_USER=user --binding SVC_PASS=pass < pass.txt
+  secretctl set github/token --expires never --tags \"\"")]
 pub struct SetArgs {
     /// Key name: letters, digits and . _ / - (e.g. aws/access_key).
     pub key: String,
-    /// Free-form notes (stored encrypted).
+    /// Free-form notes, stored encrypted ("" clears).
     #[arg(long)]
     pub notes: Option<String>,
-    /// An http(s) URL for the secret (stored encrypted).
+    /// An http(s) URL for the secret, stored encrypted ("" clears).
     #[arg(long)]
     pub url: Option<String>,
-    /// Comma-separated tags (replaces existing tags; "" clears).
-    #[arg(long, value_name = "a,b")]
-    pub tags: Option<String>,
-    /// Expire after this long (e.g. 30d), or "never" to clear.
-    #[arg(long, value_name = "DUR")]
-    pub expires: Option<String>,
-    /// A field as NAME=VALUE, or NAME alone to read its value from stdin/prompt.
-    #[arg(long = "field", value_name = "NAME[=VALUE]")]
-    pub fields: Vec<String>,
-    /// Mark exactly these fields sensitive (others become non-sensitive).
+    /// Comma-separated tags; replaces the existing ones ("" clears).
+    #[arg(long, value_name = "a,b", value_parser = flags::parse_tags)]
+    pub tags: Option<Tags>,
+    /// Expire this long from now (e.g. 30d), or "never" to clear.
+    #[arg(long, value_name = "DUR|never", value_parser = flags::parse_expiry)]
+    pub expires: Option<Expiry>,
+    /// A field as NAME=VALUE, or NAME alone to read its value from
+    /// stdin/prompt (at most one); repeatable.
+    #[arg(long = "field", value_name = "NAME[=VALUE]", value_parser = flags::parse_field)]
+    pub fields: Vec<FieldArg>,
+    /// Make exactly the named fields sensitive (repeatable).
     #[arg(long = "sensitive", value_name = "NAME")]
     pub sensitive: Vec<String>,
-    /// Inject field FIELD as ENV when running (ENV=FIELD; replaces bindings).
-    #[arg(long = "binding", value_name = "ENV=FIELD")]
-    pub bindings: Vec<String>,
-    /// Start from a template: login, database, api, ssh.
-    #[arg(long, value_name = "T")]
+    /// Inject field FIELD as variable ENV in 'secretctl run' (repeatable;
+    /// replaces the existing bindings).
+    #[arg(long = "binding", value_name = "ENV=FIELD", value_parser = flags::parse_binding)]
+    pub bindings: Vec<BindingArg>,
+    /// Create the fields of a template (listed below).
+    #[arg(long, value_name = "T", value_parser = clap::builder::PossibleValuesParser::new(templates::NAMES))]
     pub template: Option<String>,
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+The value goes to stdout as raw bytes, with a newline added only when stdout
+is a terminal, so $(secretctl get KEY) and pipes get the exact bytes.
+--show-metadata prints everything but sensitive values.
+
+Examples:
+  secretctl get github/token
+  secretctl get prod/db --field password
+  secretctl get prod/db --show-metadata --json")]
 pub struct GetArgs {
     /// Key name.
     pub key: String,
-    /// Field to print (default: `value`, or the only field).
-    #[arg(long)]
+    /// Field to print (default: 'value', or the only field).
+    #[arg(long, conflicts_with = "show_metadata")]
     pub field: Option<String>,
-    /// Print fields, tags, notes and dates instead; never a sensitive value.
+    /// Print fields, tags, notes, URL, bindings and dates instead; never a
+    /// sensitive value.
     #[arg(long)]
     pub show_metadata: bool,
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  secretctl list
+  secretctl list --tag ci --expiring 7d
+  secretctl list --prefix prod/ --json")]
 pub struct ListArgs {
     /// Only secrets with this tag.
     #[arg(long)]
     pub tag: Option<String>,
     /// Only secrets expiring within this long (expired ones included), e.g. 7d.
-    #[arg(long, value_name = "DUR")]
-    pub expiring: Option<String>,
+    #[arg(long, value_name = "DUR", value_parser = flags::parse_duration)]
+    pub expiring: Option<Duration>,
     /// Only keys starting with this prefix.
     #[arg(long)]
     pub prefix: Option<String>,
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+On a terminal, asks for confirmation unless --force is given.
+
+Examples:
+  secretctl delete old/token
+  secretctl delete old/token --force")]
 pub struct DeleteArgs {
     /// Key name.
     pub key: String,
@@ -314,6 +375,84 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    fn parse(argv: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("secretctl").chain(argv.iter().copied()))
+    }
+
+    #[test]
+    fn version_is_the_workspace_version() {
+        assert_eq!(
+            Cli::command().render_version(),
+            format!("secretctl {}\n", secretctl_proto::VERSION)
+        );
+    }
+
+    #[test]
+    fn session_flags() {
+        match parse(&["unlock", "--timeout", "8h", "--password-stdin"])
+            .unwrap()
+            .command
+        {
+            Command::Unlock(u) => {
+                assert_eq!(u.timeout, Some(Duration::from_secs(8 * 3600)));
+                assert!(u.password_stdin);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse(&["unlock", "--timeout", "8"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+        match parse(&["init", "--kdf-memory", "128"]).unwrap().command {
+            Command::Init(i) => assert_eq!((i.kdf_memory, i.kdf_iterations), (Some(128), None)),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["init", "--kdf-memory", "0"]).is_err());
+        assert!(
+            parse(&["init", "--kdf-memory", "4194304"]).is_err(),
+            "KiB overflows u32"
+        );
+    }
+
+    #[test]
+    fn secret_flags() {
+        match parse(&["list", "--expiring", "7d", "--tag", "ci", "--json"]).unwrap() {
+            Cli {
+                json: true,
+                command: Command::List(l),
+            } => {
+                assert_eq!(l.expiring, Some(Duration::from_secs(7 * 86400)));
+                assert_eq!(l.tag.as_deref(), Some("ci"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["get", "k", "--field", "f", "--show-metadata"]).is_err());
+        match parse(&[
+            "set",
+            "k",
+            "--field",
+            "a=1",
+            "--field",
+            "b",
+            "--binding",
+            "A=a",
+        ])
+        .unwrap()
+        .command
+        {
+            Command::Set(s) => {
+                let names: Vec<_> = s.fields.iter().map(|f| f.name.as_str()).collect();
+                assert_eq!(names, ["a", "b"]);
+                assert_eq!(s.bindings[0].env, "A");
+                assert_eq!(s.tags, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["delete", "k", "-f"]).is_ok());
     }
 
     #[test]

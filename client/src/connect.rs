@@ -1,10 +1,12 @@
 //! Reaching the daemon, starting it when nothing answers (contract §3).
 //!
+//! The socket is dialed only through `secretctl_proto::client::Client`.
 //! Autostart takes an `flock` on `<socket dir>/autostart.lock` and probes
 //! again under it, so two CLIs started together start one daemon. The daemon
-//! is found next to this executable, then on `PATH`, started detached with
-//! its stderr appended to `$SECRETCTL_HOME/secretctld.log`, and waited for
-//! with `Status` probes.
+//! is found next to this executable, then on `PATH`, started detached (own
+//! process group, stdin and stdout null) with its stderr appended to
+//! `$SECRETCTL_HOME/secretctld.log`, and waited for with `Status` probes.
+//! A refusing daemon (`RpcError::Refused`) is reported, never replaced.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
 use secretctl_proto::client::{Client, RpcError};
 use secretctl_proto::paths;
@@ -22,10 +25,14 @@ use crate::error::{CliError, Result};
 
 /// How long a started daemon may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// First and largest pause between readiness probes: a daemon is usually
+/// up within a few milliseconds, so start small.
+const FIRST_PAUSE: Duration = Duration::from_millis(2);
+const MAX_PAUSE: Duration = Duration::from_millis(100);
 
-/// The socket path, or an error explaining how to set one.
+/// The socket path (contract §2).
 pub fn socket_path() -> Result<PathBuf> {
-    paths::socket_path().map_err(|e| CliError::error(e.to_string()))
+    Ok(paths::socket_path()?)
 }
 
 fn autostart_allowed() -> bool {
@@ -83,11 +90,12 @@ pub async fn connect() -> Result<(Client, StatusResponse)> {
                     crate::error::UNREACHABLE,
                     "the secretctld service is installed but not answering",
                 )
-                .hint(format!("start it: {restart}")));
+                .hint(format!("start it: {restart}"))
+                .into());
             }
-            return start_daemon(&path).await;
+            return start_daemon(&path).await.context("cannot start secretctld");
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(anyhow::Error::from(e).context("cannot reach secretctld")),
     };
     let restart = crate::service::installed_restart_command();
     match decide(
@@ -112,7 +120,8 @@ pub async fn connect() -> Result<(Client, StatusResponse)> {
             secretctl_proto::VERSION,
             secretctl_proto::PROTOCOL
         ))
-        .hint(format!("restart it: {cmd}"))),
+        .hint(format!("restart it: {cmd}"))
+        .into()),
         Handshake::RestartAutostarted => {
             if !autostart_allowed() {
                 return Ok((client, check_protocol(st)?));
@@ -123,7 +132,7 @@ pub async fn connect() -> Result<(Client, StatusResponse)> {
                 secretctl_proto::VERSION
             );
             stop_daemon(&client, st.pid).await?;
-            start_daemon(&path).await
+            start_daemon(&path).await.context("cannot start secretctld")
         }
     }
 }
@@ -135,27 +144,26 @@ async fn stop_daemon(client: &Client, pid: u32) -> Result<()> {
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
-    .map_err(|e| CliError::error(format!("cannot stop secretctld (pid {pid}): {e}")))?;
+    .with_context(|| format!("cannot stop secretctld (pid {pid})"))?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while client.status().await.is_ok() || std::path::Path::new(client.path()).exists() {
+    while client.status().await.is_ok() || client.path().exists() {
         if Instant::now() > deadline {
-            return Err(CliError::error(format!(
-                "secretctld (pid {pid}) did not stop within 60 s"
-            )));
+            anyhow::bail!("secretctld (pid {pid}) did not stop within 60 s");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }
 
-/// A client only if a daemon already answers (no autostart).
+/// A client only if a daemon already answers; `None` when nothing listens.
+/// Never starts one: for `lock` and service management.
 pub async fn existing() -> Result<Option<Client>> {
     let path = socket_path()?;
     let client = Client::new(&path);
     match client.status().await {
         Ok(_) => Ok(Some(client)),
         Err(RpcError::Unreachable { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(anyhow::Error::from(e).context("cannot reach secretctld")),
     }
 }
 
@@ -171,27 +179,21 @@ fn check_protocol(st: StatusResponse) -> Result<StatusResponse> {
         .hint(format!(
             "restart the daemon: kill {} (it locks the vault on SIGTERM)",
             st.pid
-        )));
+        ))
+        .into());
     }
     Ok(st)
 }
 
+/// Creates `dir` and any missing parents with mode 0700 (the daemon
+/// refuses a socket directory open to others). An existing directory is
+/// left alone: judging it is the daemon's job, and it says how to fix it.
 fn create_private_dir(dir: &Path) -> Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| CliError::error(format!("cannot create {}: {e}", parent.display())))?;
-    }
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(CliError::error(format!(
-            "cannot create {}: {e}",
-            dir.display()
-        ))),
-    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 /// `secretctld` next to this executable, else on `PATH`.
@@ -217,13 +219,15 @@ fn daemon_executable() -> Result<PathBuf> {
         crate::error::UNREACHABLE,
         "cannot find secretctld next to secretctl or on PATH",
     )
-    .hint("install secretctld beside secretctl, or start it yourself"))
+    .hint("install secretctld beside secretctl, or start it yourself")
+    .into())
 }
 
+/// Starts `secretctld` under the autostart lock and waits until it answers.
 async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
     let dir = socket
         .parent()
-        .ok_or_else(|| CliError::error("the socket path has no directory"))?;
+        .context("the socket path has no directory")?;
     create_private_dir(dir)?;
     let lock_path = dir.join("autostart.lock");
     let lock_file = OpenOptions::new()
@@ -232,9 +236,12 @@ async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
         .write(true)
         .mode(0o600)
         .open(&lock_path)
-        .map_err(|e| CliError::error(format!("cannot open {}: {e}", lock_path.display())))?;
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    // Held until this function returns, i.e. until the daemon answers (or
+    // we give up): a second CLI waits here, then finds it running.
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
-        .map_err(|(_, e)| CliError::error(format!("cannot lock {}: {e}", lock_path.display())))?;
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
 
     // Another CLI may have started it while we waited for the lock.
     let client = Client::new(socket);
@@ -243,7 +250,7 @@ async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
     }
 
     let exe = daemon_executable()?;
-    let home = paths::home_dir().map_err(|e| CliError::error(e.to_string()))?;
+    let home = paths::home_dir()?;
     create_private_dir(&home)?;
     let log_path = home.join(paths::DAEMON_LOG_FILE);
     let log = OpenOptions::new()
@@ -251,18 +258,25 @@ async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
         .append(true)
         .mode(0o600)
         .open(&log_path)
-        .map_err(|e| CliError::error(format!("cannot open {}: {e}", log_path.display())))?;
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
     let mut child = Command::new(&exe)
+        // Its own process group: a Ctrl-C meant for this CLI (or a later
+        // one in the same shell job) must not stop the daemon.
         .process_group(0)
+        // The daemon never reads the master password from its environment
+        // (contract §2); do not leave a copy in its /proc/PID/environ.
+        .env_remove("SECRETCTL_PASSWORD")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .map_err(|e| CliError::error(format!("cannot start {}: {e}", exe.display())))?;
+        .with_context(|| format!("cannot run {}", exe.display()))?;
 
     let deadline = Instant::now() + READY_TIMEOUT;
-    let mut pause = Duration::from_millis(2);
+    let mut pause = FIRST_PAUSE;
     loop {
+        // A fresh client each time: a client that once connected reports
+        // later failures as `Refused`, not `Unreachable`.
         let client = Client::new(socket);
         match client.status().await {
             Ok(st) => return Ok((client, check_protocol(st)?)),
@@ -272,19 +286,25 @@ async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(CliError::new(
                 crate::error::UNREACHABLE,
-                format!("secretctld exited at start ({status})"),
+                format!("{} exited at start ({status})", exe.display()),
             )
-            .hint(format!("see {}", log_path.display())));
+            .hint(format!("see {}", log_path.display()))
+            .into());
         }
         if Instant::now() > deadline {
             return Err(CliError::new(
                 crate::error::UNREACHABLE,
-                "secretctld did not become ready within 10 s",
+                format!(
+                    "{} did not answer within {} s",
+                    exe.display(),
+                    READY_TIMEOUT.as_secs()
+                ),
             )
-            .hint(format!("see {}", log_path.display())));
+            .hint(format!("see {}", log_path.display()))
+            .into());
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
+        pause = (pause * 2).min(MAX_PAUSE);
     }
 }
 

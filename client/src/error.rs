@@ -1,5 +1,13 @@
-//! Exit codes (contract §4) and the one-line error format
-//! `secretctl <cmd>: <what happened>: <cause>` plus an optional hint line.
+//! Exit codes (contract §4) and how a failure is reported.
+//!
+//! Commands return `anyhow::Result` and add `.context()` saying what they
+//! were doing, so the report reads `secretctl <cmd>: <what happened>:
+//! <cause>`. The exit code and the hint line are recovered from the error
+//! chain: the outermost [`CliError`] (a decision made here: usage errors,
+//! refusals, a daemon that would not start) or [`RpcError`] (what the daemon
+//! answered, or that it could not be reached) decides.
+
+use std::fmt;
 
 use secretctl_proto::client::RpcError;
 use tonic::Code;
@@ -11,15 +19,17 @@ pub const NOT_FOUND: i32 = 4;
 pub const DENIED: i32 = 5;
 pub const UNREACHABLE: i32 = 6;
 
-/// A failure to report: message, exit code, and what to do about it.
+/// Every command's result.
+pub type Result<T> = anyhow::Result<T>;
+
+/// A failure decided in this process, with the exit code it means and what
+/// the user can do about it.
 #[derive(Debug)]
 pub struct CliError {
     pub code: i32,
     pub message: String,
     pub hint: Option<String>,
 }
-
-pub type Result<T> = std::result::Result<T, CliError>;
 
 impl CliError {
     pub fn new(code: i32, message: impl Into<String>) -> Self {
@@ -30,10 +40,12 @@ impl CliError {
         }
     }
 
+    /// Bad input: exit 2.
     pub fn usage(message: impl Into<String>) -> Self {
         CliError::new(USAGE, message)
     }
 
+    /// Anything else that went wrong: exit 1.
     pub fn error(message: impl Into<String>) -> Self {
         CliError::new(ERROR, message)
     }
@@ -44,87 +56,180 @@ impl CliError {
     }
 }
 
-impl From<RpcError> for CliError {
-    fn from(e: RpcError) -> Self {
-        let message = e.to_string();
-        match &e {
-            RpcError::Unreachable { .. } => CliError::new(UNREACHABLE, message).hint(
-                "start it with 'secretctld', or unset SECRETCTL_NO_AUTOSTART so secretctl starts it",
-            ),
-            RpcError::Refused { .. } => CliError::new(UNREACHABLE, message)
-                .hint("the daemon only serves its own uid: run secretctl as the user who started it"),
-            RpcError::Status(s) => {
-                let code = match s.code() {
-                    _ if e.is_locked() => LOCKED,
-                    Code::NotFound => NOT_FOUND,
-                    Code::PermissionDenied => DENIED,
-                    Code::InvalidArgument => USAGE,
-                    _ => ERROR,
-                };
-                let err = CliError::new(code, message);
-                match s.code() {
-                    // The locked message already names the fix.
-                    _ if e.is_locked() => err,
-                    Code::FailedPrecondition if s.message().contains("not initialized") => {
-                        err.hint("run 'secretctl init'")
-                    }
-                    Code::Unimplemented => err.hint(
-                        "the running secretctld is older than this secretctl: restart it ('secretctl lock' then stop secretctld)",
-                    ),
-                    _ => err,
-                }
-            }
-        }
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
-impl From<std::io::Error> for CliError {
-    fn from(e: std::io::Error) -> Self {
-        CliError::error(e.to_string())
+impl std::error::Error for CliError {}
+
+/// The exit code for an RPC failure.
+fn rpc_code(e: &RpcError) -> i32 {
+    match e {
+        RpcError::Unreachable { .. } | RpcError::Refused { .. } => UNREACHABLE,
+        _ if e.is_locked() => LOCKED,
+        RpcError::Status(s) => match s.code() {
+            Code::NotFound => NOT_FOUND,
+            Code::PermissionDenied => DENIED,
+            Code::InvalidArgument => USAGE,
+            // Not initialized, wrong password, unlock backoff, integrity
+            // failures and the rest: a plain error.
+            _ => ERROR,
+        },
     }
+}
+
+/// What to do about an RPC failure, where there is something to do.
+fn rpc_hint(e: &RpcError) -> Option<&'static str> {
+    match e {
+        RpcError::Unreachable { .. } => {
+            Some("start it with 'secretctld' or unset SECRETCTL_NO_AUTOSTART")
+        }
+        RpcError::Refused { .. } => Some(
+            "secretctld serves only the user who started it: run secretctl as that user, or set SECRETCTL_SOCKET to your own daemon's socket",
+        ),
+        _ if e.is_locked() => Some("run 'secretctl unlock'"),
+        RpcError::Status(s) => match s.code() {
+            Code::FailedPrecondition if s.message().contains("not initialized") => {
+                Some("run 'secretctl init'")
+            }
+            Code::ResourceExhausted => Some("wait a moment before trying again"),
+            Code::Unimplemented => Some(
+                "the running secretctld is older than this secretctl: restart it ('secretctl lock', then stop secretctld)",
+            ),
+            _ => None,
+        },
+    }
+}
+
+/// The exit code `err` means: decided by the outermost [`CliError`] or
+/// [`RpcError`] in its chain; 1 when there is neither (I/O and the like).
+/// Both must be errors in the chain, not `.context()` values: a context
+/// layer is not downcastable through `chain()`.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(c) = cause.downcast_ref::<CliError>() {
+            return c.code;
+        }
+        if let Some(r) = cause.downcast_ref::<RpcError>() {
+            return rpc_code(r);
+        }
+    }
+    ERROR
+}
+
+/// The hint line for `err`, from the same error that decides its code.
+pub fn hint(err: &anyhow::Error) -> Option<String> {
+    for cause in err.chain() {
+        if let Some(c) = cause.downcast_ref::<CliError>() {
+            return c.hint.clone();
+        }
+        if let Some(r) = cause.downcast_ref::<RpcError>() {
+            return rpc_hint(r).map(str::to_string);
+        }
+    }
+    None
+}
+
+/// True when stdout went away (`secretctl list | head -1`): not worth a
+/// message, the reader already has what it wanted.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Prints the error lines for command `cmd` to stderr; returns the exit code.
+pub fn report(cmd: &str, err: &anyhow::Error) -> i32 {
+    if !is_broken_pipe(err) {
+        // `{:#}` joins the context chain with ": ", outermost first.
+        eprintln!("secretctl {cmd}: {err:#}");
+        if let Some(h) = hint(err) {
+            eprintln!("hint: {h}");
+        }
+    }
+    exit_code(err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::Context;
     use std::path::PathBuf;
 
-    fn status(code: Code, msg: &str) -> i32 {
-        CliError::from(RpcError::Status(tonic::Status::new(code, msg))).code
+    fn status(code: Code, msg: &str) -> anyhow::Error {
+        anyhow::Error::from(RpcError::Status(tonic::Status::new(code, msg)))
+            .context("cannot do the thing")
     }
 
     #[test]
-    fn maps_codes() {
+    fn maps_status_codes() {
+        let locked = status(Code::FailedPrecondition, secretctl_proto::LOCKED_MESSAGE);
+        assert_eq!(exit_code(&locked), LOCKED);
+        assert_eq!(hint(&locked).as_deref(), Some("run 'secretctl unlock'"));
         assert_eq!(
-            status(Code::FailedPrecondition, secretctl_proto::LOCKED_MESSAGE),
-            LOCKED
+            format!("{locked:#}"),
+            "cannot do the thing: vault is locked: run 'secretctl unlock'"
         );
-        assert_eq!(
-            status(
-                Code::FailedPrecondition,
-                "vault is not initialized: run 'secretctl init'"
-            ),
-            ERROR
+
+        let uninit = status(
+            Code::FailedPrecondition,
+            "vault is not initialized: run 'secretctl init'",
         );
-        assert_eq!(status(Code::NotFound, "no secret"), NOT_FOUND);
-        assert_eq!(status(Code::PermissionDenied, "policy"), DENIED);
-        assert_eq!(status(Code::InvalidArgument, "bad"), USAGE);
-        assert_eq!(status(Code::Unauthenticated, "wrong password"), ERROR);
-        let unreachable = RpcError::Unreachable {
+        assert_eq!(exit_code(&uninit), ERROR);
+        assert_eq!(hint(&uninit).as_deref(), Some("run 'secretctl init'"));
+
+        for (code, want) in [
+            (Code::NotFound, NOT_FOUND),
+            (Code::PermissionDenied, DENIED),
+            (Code::InvalidArgument, USAGE),
+            (Code::Unauthenticated, ERROR),
+            (Code::ResourceExhausted, ERROR),
+            (Code::AlreadyExists, ERROR),
+            (Code::DataLoss, ERROR),
+            (Code::Internal, ERROR),
+        ] {
+            assert_eq!(exit_code(&status(code, "x")), want, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn maps_connection_failures() {
+        let unreachable = anyhow::Error::from(RpcError::Unreachable {
             path: PathBuf::from("/x"),
             reason: "nope".into(),
-        };
-        assert_eq!(CliError::from(unreachable).code, UNREACHABLE);
-        assert_eq!(
-            CliError::from(RpcError::Refused {
-                path: PathBuf::from("/x")
-            })
-            .code,
-            UNREACHABLE
+        });
+        assert_eq!(exit_code(&unreachable), UNREACHABLE);
+        assert!(
+            hint(&unreachable)
+                .unwrap()
+                .contains("SECRETCTL_NO_AUTOSTART")
         );
-        let locked = CliError::from(RpcError::Status(tonic::Status::failed_precondition(
-            secretctl_proto::LOCKED_MESSAGE,
-        )));
-        assert!(locked.message.contains("run 'secretctl unlock'"));
+        let refused = anyhow::Error::from(RpcError::Refused {
+            path: PathBuf::from("/x"),
+        })
+        .context("cannot reach secretctld");
+        assert_eq!(exit_code(&refused), UNREACHABLE);
+    }
+
+    #[test]
+    fn local_errors_keep_code_and_hint_through_context() {
+        let e: anyhow::Error = Err::<(), _>(CliError::usage("bad").hint("do this"))
+            .context("outer")
+            .unwrap_err();
+        assert_eq!(exit_code(&e), USAGE);
+        assert_eq!(hint(&e).as_deref(), Some("do this"));
+        assert_eq!(format!("{e:#}"), "outer: bad");
+    }
+
+    #[test]
+    fn other_errors_are_1() {
+        let io = anyhow::Error::from(std::io::Error::other("disk on fire"));
+        assert_eq!(exit_code(&io), ERROR);
+        assert_eq!(hint(&io), None);
+        let pipe = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&pipe.context("cannot write")));
     }
 }

@@ -1,11 +1,14 @@
 //! `secretctl`: the command-line client. A thin gRPC client: every decision
-//! about secrets is the daemon's.
+//! about secrets is the daemon's; this binary parses flags, reads values
+//! and passwords without echo or argv, starts the daemon when needed, and
+//! prints answers and errors with the contract's exit codes.
 #![forbid(unsafe_code)]
 
 mod audit;
 mod cli;
 mod connect;
 mod error;
+mod flags;
 mod mcp;
 mod output;
 mod password;
@@ -13,59 +16,57 @@ mod run;
 mod secrets;
 mod service;
 mod session;
+mod set_request;
 mod templates;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
-use error::CliError;
+use cli::{Cli, Command, PolicyCommand, ServiceCommand};
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let cli = Cli::parse();
-    let name = cli.command.name();
-    let json = cli.json;
-    let result: Result<i32, CliError> = match cli.command {
-        Command::Init(a) => session::init(a, json).await.map(|_| 0),
-        Command::Unlock(a) => session::unlock(a, json).await.map(|_| 0),
-        Command::Lock => session::lock(json).await.map(|_| 0),
-        Command::Status => session::status(json).await.map(|_| 0),
-        Command::Set(a) => secrets::set(a, json).await.map(|_| 0),
-        Command::Get(a) => secrets::get(a, json).await.map(|_| 0),
-        Command::List(a) => secrets::list(a, json).await.map(|_| 0),
-        Command::Delete(a) => secrets::delete(a, json).await.map(|_| 0),
+/// Runs one command; `Ok` holds the exit code (0, or a run's child's code).
+async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
+    let done = |r: error::Result<()>| r.map(|()| 0);
+    match command {
+        Command::Init(a) => done(session::init(a, json).await),
+        Command::Unlock(a) => done(session::unlock(a, json).await),
+        Command::Lock => done(session::lock(json).await),
+        Command::Status => done(session::status(json).await),
+        Command::Set(a) => done(secrets::set(a, json).await),
+        Command::Get(a) => done(secrets::get(a, json).await),
+        Command::List(a) => done(secrets::list(a, json).await),
+        Command::Delete(a) => done(secrets::delete(a, json).await),
         Command::Run(a) => run::run(a).await,
-        Command::Audit(c) => audit::run(c, json).await.map(|_| 0),
-        Command::Policy(cli::PolicyCommand::Check) => mcp::policy_check(json).await.map(|_| 0),
+        Command::Audit(c) => done(audit::run(c, json).await),
+        Command::Policy(PolicyCommand::Check) => done(mcp::policy_check(json).await),
         Command::McpServer => mcp::exec_shim(),
-        Command::Service(cli::ServiceCommand::Install { print }) => {
-            service::install(print).await.map(|_| 0)
+        Command::Service(ServiceCommand::Install { print }) => done(service::install(print).await),
+        Command::Service(ServiceCommand::Uninstall { print }) => {
+            done(service::uninstall(print).await)
         }
-        Command::Service(cli::ServiceCommand::Uninstall { print }) => {
-            service::uninstall(print).await.map(|_| 0)
-        }
-        Command::Service(cli::ServiceCommand::Status { print }) => {
-            service::status(print).await.map(|_| 0)
-        }
+        Command::Service(ServiceCommand::Status { print }) => done(service::status(print).await),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "secretctl", &mut std::io::stdout());
             Ok(0)
         }
-        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-            .render(&mut std::io::stdout())
-            .map(|_| 0)
-            .map_err(CliError::from),
-    };
-    let code = match result {
-        Ok(code) => code, // 0, or the child's code for run
-        Err(e) => {
-            eprintln!("secretctl {name}: {}", e.message);
-            if let Some(h) = &e.hint {
-                eprintln!("hint: {h}");
-            }
-            e.code
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut std::io::stdout())?;
+            Ok(0)
         }
+    }
+}
+
+// One thread: a CLI call is a few round trips on a local socket, and a
+// multi-threaded runtime would cost more to start than they take.
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    // clap prints its own usage errors and exits 2.
+    let cli = Cli::parse();
+    let name = cli.command.name();
+    let code = match dispatch(cli.command, cli.json).await {
+        Ok(code) => code,
+        Err(e) => error::report(name, &e),
     };
     std::process::exit(code);
 }

@@ -1,5 +1,6 @@
 //! `policy check` and `mcp-server`.
 
+use anyhow::Context;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
@@ -18,7 +19,8 @@ pub async fn policy_check(json_out: bool) -> Result<()> {
         .daemon()
         .policy_check(PolicyCheckRequest {})
         .await
-        .map_err(|s| client.classify(s))?
+        .map_err(|s| client.classify(s))
+        .context("cannot check the policy")?
         .into_inner();
     if json_out {
         print_json(&json!({
@@ -29,7 +31,7 @@ pub async fn policy_check(json_out: bool) -> Result<()> {
             "entries": r.entries.iter().map(|e| json!({"list": e.list, "entry": e.entry, "resolves_to": e.resolves_to})).collect::<Vec<_>>(),
             "env_aliases": r.env_aliases,
             "warnings": r.warnings,
-        }));
+        }))?;
     } else if r.error.is_empty() {
         println!("policy: {} (valid)", r.path);
         println!("default_action: {}", r.default_action);
@@ -46,7 +48,7 @@ pub async fn policy_check(json_out: bool) -> Result<()> {
     if r.error.is_empty() {
         Ok(())
     } else {
-        Err(CliError::error(r.error))
+        Err(CliError::error(r.error).into())
     }
 }
 
@@ -61,6 +63,7 @@ pub fn exec_shim() -> Result<i32> {
     let err = std::process::Command::new(&exe).exec();
     Err(
         CliError::error(format!("cannot start {}: {err}", exe.display()))
-            .hint("install secretctl-mcp next to secretctl or on PATH"),
+            .hint("install secretctl-mcp next to secretctl or on PATH")
+            .into(),
     )
 }

@@ -1,18 +1,36 @@
 //! Turning daemon answers into text and JSON for people and scripts.
 //! Nothing here ever sees a sensitive value.
 
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context;
 use secretctl_proto::duration::rfc3339;
 use secretctl_proto::v1::SecretMeta;
 use serde_json::{Value, json};
 
-/// Prints a JSON value on one line.
-pub fn print_json(v: &Value) {
-    println!("{v}");
+/// Prints a JSON value on one line. Write errors are returned, not a
+/// panic as with `println!`, so `| head` ends quietly.
+pub fn print_json(v: &Value) -> crate::error::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{v}")
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")
 }
 
-/// RFC 3339 of unix milliseconds, or `None` for 0.
+/// RFC 3339 of unix milliseconds, or `None` for 0 (no deadline).
 pub fn time_ms(ms: i64) -> Option<String> {
     (ms > 0).then(|| rfc3339(ms / 1000))
+}
+
+/// RFC 3339 of unix seconds, or `None` for an unset (0) time.
+pub fn time_s(secs: Option<i64>) -> Option<String> {
+    secs.filter(|s| *s > 0).map(rfc3339)
+}
+
+/// A duration in seconds for people: `1h`, `8h`, `1h 30m`.
+pub fn human_secs(secs: u64) -> String {
+    secretctl_proto::duration::format(Duration::from_secs(secs))
 }
 
 /// A secret's metadata as JSON (contract field names).
@@ -27,7 +45,7 @@ pub fn meta_json(m: &SecretMeta) -> Value {
             o
         }).collect::<Vec<_>>(),
         "tags": m.tags,
-        "expires_at": m.expires_at.map(rfc3339),
+        "expires_at": time_s(m.expires_at),
         "has_notes": m.has_notes,
         "has_url": m.has_url,
         "created_at": rfc3339(m.created_at),
@@ -68,6 +86,10 @@ mod tests {
         assert!(j["fields"][0].get("hint").is_none());
         assert_eq!(j["updated_at"], "1970-01-01T00:01:00Z");
         assert_eq!(j["bindings"][0]["env"], "DB_PASS");
+        assert_eq!(j["expires_at"], Value::Null, "0 means no expiry");
         assert_eq!(time_ms(0), None);
+        assert_eq!(time_ms(60_999).as_deref(), Some("1970-01-01T00:01:00Z"));
+        assert_eq!(human_secs(3600), "1h");
+        assert_eq!(human_secs(5400), "1h 30m");
     }
 }

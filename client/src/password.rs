@@ -1,25 +1,55 @@
-//! Reading passwords and secret values without echo or argv.
+//! Reading master passwords and secret values: from stdin, the
+//! environment, or a terminal prompt, never from argv.
 //!
-//! Order for passwords: `--password-stdin`, then `SECRETCTL_PASSWORD`, then a
-//! no-echo prompt on the terminal. Every copy is `Zeroizing`.
+//! Every buffer that holds a password or a value is `Zeroizing`, and stdin
+//! is read into buffers that are grown by copying into a fresh `Zeroizing`
+//! buffer, so a reallocation never leaves an unwiped copy behind.
 
-use std::io::{IsTerminal, Read};
+use std::io::{BufRead, IsTerminal, Read, Write};
 
+use anyhow::Context;
 use zeroize::Zeroizing;
 
 use crate::error::{CliError, Result};
 
-/// Reads all of stdin, dropping one trailing newline (`\n` or `\r\n`).
-pub fn read_stdin_value() -> Result<Zeroizing<Vec<u8>>> {
-    let mut buf = Zeroizing::new(Vec::new());
-    std::io::stdin()
-        .read_to_end(&mut buf)
-        .map_err(|e| CliError::error(format!("cannot read stdin: {e}")))?;
-    strip_newline(&mut buf);
-    Ok(buf)
+/// Most bytes read from stdin: the largest message the daemon accepts.
+/// Bigger input is refused rather than buffered without bound.
+const MAX_INPUT: usize = secretctl_proto::client::MAX_MESSAGE;
+
+/// True when stdin is a terminal: then values are prompted for, not read.
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal()
 }
 
-/// Drops exactly one trailing `\n` (or `\r\n`).
+/// Reads `r` to EOF into a zeroizing buffer, refusing more than `limit` bytes.
+pub fn read_all(mut r: impl Read, limit: usize) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(4096));
+    let mut chunk = Zeroizing::new([0u8; 4096]);
+    loop {
+        let n = match r.read(&mut chunk[..]) {
+            Ok(0) => return Ok(buf),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.len() + n > limit {
+            return Err(std::io::Error::other(format!(
+                "input is larger than {} MiB",
+                limit / (1024 * 1024)
+            )));
+        }
+        if buf.len() + n > buf.capacity() {
+            // Grow by hand: the old buffer is wiped when it is dropped.
+            let mut bigger = Zeroizing::new(Vec::with_capacity((buf.len() + n) * 2));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Drops exactly one trailing `\n` (or `\r\n`): `echo` and editors add one,
+/// and a value that really ends in a newline can still be given with two.
 pub fn strip_newline(buf: &mut Vec<u8>) {
     if buf.ends_with(b"\n") {
         buf.pop();
@@ -29,46 +59,73 @@ pub fn strip_newline(buf: &mut Vec<u8>) {
     }
 }
 
-/// A no-echo prompt on the terminal.
-pub fn prompt(label: &str) -> Result<Zeroizing<String>> {
-    rpassword::prompt_password(label)
-        .map(Zeroizing::new)
-        .map_err(|e| CliError::error(format!("cannot read from the terminal: {e}")))
+/// All of stdin, with one trailing newline dropped.
+pub fn read_stdin_value() -> Result<Zeroizing<Vec<u8>>> {
+    let mut buf = read_all(std::io::stdin().lock(), MAX_INPUT).context("cannot read stdin")?;
+    strip_newline(&mut buf);
+    Ok(buf)
 }
 
-/// The master password. `confirm` asks twice on a terminal (for `init`).
+/// A no-echo prompt on the terminal.
+pub fn prompt_hidden(label: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let mut line =
+        Zeroizing::new(rpassword::prompt_password(label).context("cannot read from the terminal")?);
+    Ok(Zeroizing::new(std::mem::take(&mut *line).into_bytes()))
+}
+
+/// A prompt that echoes (for non-sensitive fields such as a host name).
+pub fn prompt_visible(label: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let mut err = std::io::stderr().lock();
+    write!(err, "{label}").and_then(|()| err.flush())?;
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read from the terminal")?;
+    let mut bytes = Zeroizing::new(std::mem::take(&mut *line).into_bytes());
+    strip_newline(&mut bytes);
+    Ok(bytes)
+}
+
+/// A value for a field: prompted for on a terminal (echoed only when
+/// `echo`), else all of stdin.
+pub fn value(label: &str, echo: bool) -> Result<Zeroizing<Vec<u8>>> {
+    match (interactive(), echo) {
+        (true, true) => prompt_visible(label),
+        (true, false) => prompt_hidden(label),
+        (false, _) => read_stdin_value(),
+    }
+}
+
+/// The master password: `--password-stdin`, else `SECRETCTL_PASSWORD`, else
+/// a no-echo prompt (asked twice when `confirm`, for `init`). Empty is
+/// refused.
 pub fn master_password(from_stdin: bool, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
     let pw: Zeroizing<Vec<u8>> = if from_stdin {
-        read_stdin_value()?
+        read_stdin_value().context("cannot read the password")?
     } else if let Some(env) = std::env::var_os("SECRETCTL_PASSWORD").filter(|v| !v.is_empty()) {
         Zeroizing::new(env.into_encoded_bytes())
-    } else if std::io::stdin().is_terminal() {
-        let first = prompt("Master password: ")?;
+    } else if interactive() {
+        let first = prompt_hidden("Master password: ")?;
         if confirm {
-            let again = prompt("Repeat master password: ")?;
+            if first.is_empty() {
+                return Err(CliError::usage("the password is empty").into());
+            }
+            let again = prompt_hidden("Repeat master password: ")?;
             if *first != *again {
-                return Err(CliError::usage("the passwords do not match"));
+                return Err(CliError::usage("the passwords do not match").into());
             }
         }
-        Zeroizing::new(first.as_bytes().to_vec())
+        first
     } else {
         return Err(CliError::usage("no password given")
-            .hint("run in a terminal, pipe it with --password-stdin, or set SECRETCTL_PASSWORD"));
+            .hint("run in a terminal, pipe it with --password-stdin, or set SECRETCTL_PASSWORD")
+            .into());
     };
     if pw.is_empty() {
-        return Err(CliError::usage("the password is empty"));
+        return Err(CliError::usage("the password is empty").into());
     }
     Ok(pw)
-}
-
-/// A secret value: a no-echo prompt on a terminal, else all of stdin.
-pub fn secret_value(label: &str) -> Result<Zeroizing<Vec<u8>>> {
-    if std::io::stdin().is_terminal() {
-        let v = prompt(label)?;
-        Ok(Zeroizing::new(v.as_bytes().to_vec()))
-    } else {
-        read_stdin_value()
-    }
 }
 
 #[cfg(test)]
@@ -81,12 +138,22 @@ mod tests {
             (&b"abc\n"[..], &b"abc"[..]),
             (b"abc\r\n", b"abc"),
             (b"abc\n\n", b"abc\n"),
+            (b"abc\r", b"abc\r"),
             (b"abc", b"abc"),
+            (b"\n", b""),
             (b"", b""),
         ] {
             let mut v = input.to_vec();
             strip_newline(&mut v);
             assert_eq!(v, want);
         }
+    }
+
+    #[test]
+    fn reads_everything_up_to_the_limit() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+        assert_eq!(*read_all(&data[..], 20_000).unwrap(), data);
+        assert!(read_all(&data[..], 19_999).is_err());
+        assert!(read_all(&b""[..], 10).unwrap().is_empty());
     }
 }

@@ -6,6 +6,7 @@
 //! happen in the daemon. Writing output before reading the next message is
 //! what gives end-to-end backpressure.
 
+use anyhow::Context;
 use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 
@@ -106,7 +107,8 @@ pub async fn run(a: RunArgs) -> Result<i32> {
         .runner()
         .run(ReceiverStream::new(rx))
         .await
-        .map_err(|s| client.classify(s))?
+        .map_err(|s| client.classify(s))
+        .context("cannot start the run")?
         .into_inner();
 
     let _raw = RawMode::enter(a.pty);
@@ -117,11 +119,13 @@ pub async fn run(a: RunArgs) -> Result<i32> {
         let msg = match output.message().await {
             Ok(Some(m)) => m,
             Ok(None) => {
-                break Err(CliError::error(
-                    "the daemon ended the run without an exit status",
-                ));
+                break Err(
+                    CliError::error("the daemon ended the run without an exit status").into(),
+                );
             }
-            Err(s) => break Err(client.classify(s).into()),
+            Err(s) => {
+                break Err(anyhow::Error::from(client.classify(s)).context("the run failed"));
+            }
         };
         match msg.kind {
             Some(run_output::Kind::Stdout(b)) => {

@@ -1,23 +1,22 @@
-//! `set`, `get`, `list`, `delete`.
+//! `set`, `get`, `list`, `delete`: secret CRUD against the daemon's vault
+//! service. What a request holds is decided in `set_request`; this module
+//! does the I/O: reading values, talking to the daemon, printing.
 
 use std::io::{IsTerminal, Write};
 
+use anyhow::Context;
 use secretctl_proto::names;
 use secretctl_proto::v1::{
-    Binding, BindingList, DeleteRequest, FieldInput, FieldNames, GetRequest, ListRequest,
-    MetadataRequest, SetRequest, TagList,
+    DeleteRequest, GetRequest, ListRequest, MetadataRequest, MetadataResponse, VaultState,
 };
 use serde_json::json;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::cli::{DeleteArgs, GetArgs, ListArgs, SetArgs};
 use crate::connect;
-use crate::error::{CliError, Result};
-use crate::output::{meta_json, print_json};
-use crate::{password, templates};
-
-/// Values shorter than this make redaction match too often.
-const SHORT_VALUE: usize = 8;
+use crate::error::{CliError, LOCKED, Result};
+use crate::output::{meta_json, print_json, time_s};
+use crate::{password, set_request};
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -26,236 +25,118 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// Splits `NAME=VALUE` (value may be absent).
-fn split_field(spec: &str) -> (&str, Option<&str>) {
-    match spec.split_once('=') {
-        Some((n, v)) => (n, Some(v)),
-        None => (spec, None),
-    }
-}
-
-/// Builds the `Set` request from the flags. `read` supplies values not given
-/// on the command line (stdin or a prompt); `interactive` says whether
-/// missing template fields may be prompted for.
-pub fn build_set(
-    a: &SetArgs,
-    interactive: bool,
-    now: i64,
-    mut read: impl FnMut(&str) -> Result<Zeroizing<Vec<u8>>>,
-) -> Result<SetRequest> {
-    names::validate_key(&a.key).map_err(|e| CliError::usage(format!("'{}': {e}", a.key)))?;
-    let template = match &a.template {
-        Some(t) => Some(templates::fields(t).ok_or_else(|| {
-            CliError::usage(format!(
-                "unknown template '{t}': use one of {}",
-                templates::NAMES.join(", ")
-            ))
-        })?),
-        None => None,
-    };
-    let mut given: Vec<(String, Option<String>)> = Vec::new();
-    for spec in &a.fields {
-        let (name, value) = split_field(spec);
-        if name.is_empty() {
-            return Err(CliError::usage(format!(
-                "--field {spec:?}: the field name is empty"
-            )));
-        }
-        given.push((name.to_string(), value.map(str::to_string)));
-    }
-    if given.iter().filter(|(_, v)| v.is_none()).count() > 1 {
-        return Err(CliError::usage(
-            "only one --field may read its value from stdin",
-        ));
-    }
-
-    let mut fields = Vec::new();
-    let mut value_of = |name: &str, v: &Option<String>| -> Result<Vec<u8>> {
-        match v {
-            Some(v) => Ok(v.as_bytes().to_vec()),
-            None => Ok(read(&format!("{} field {name}: ", a.key))?.to_vec()),
-        }
-    };
-    if let Some(tpl) = template {
-        let mut missing = Vec::new();
-        for tf in tpl {
-            let value = match given.iter().find(|(n, _)| n == tf.name) {
-                Some((_, v)) => value_of(tf.name, v)?,
-                None if interactive => value_of(tf.name, &None)?,
-                None => {
-                    missing.push(tf.name);
-                    continue;
-                }
-            };
-            fields.push(FieldInput {
-                name: tf.name.to_string(),
-                value,
-                sensitive: Some(tf.sensitive),
-                kind: tf.name.to_string(),
-                hint: tf.hint.to_string(),
-            });
-        }
-        if !missing.is_empty() {
-            return Err(CliError::usage(format!(
-                "template fields without a value: {}",
-                missing.join(", ")
-            ))
-            .hint(format!(
-                "pass them as --field {}=VALUE (or run in a terminal to be prompted)",
-                missing[0]
-            )));
-        }
-    }
-    for (name, v) in &given {
-        if template.is_some_and(|t| t.iter().any(|tf| tf.name == name)) {
-            continue;
-        }
-        fields.push(FieldInput {
-            name: name.clone(),
-            value: value_of(name, v)?,
-            ..Default::default()
-        });
-    }
-    if fields.is_empty() {
-        let value = read(&format!("Value for {}: ", a.key))?;
-        fields.push(FieldInput {
-            name: "value".into(),
-            value: value.to_vec(),
-            ..Default::default()
-        });
-    }
-    if let Some(empty) = fields.iter().find(|f| f.value.is_empty()) {
-        return Err(CliError::usage(format!(
-            "the value of field '{}' is empty",
-            empty.name
-        )));
-    }
-
-    let tags = a.tags.as_ref().map(|t| TagList {
-        tags: t
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
-    });
-    let expires_at = match a.expires.as_deref() {
-        None => None,
-        Some("never") => Some(0),
-        Some(d) => {
-            let d = secretctl_proto::duration::parse(d)
-                .map_err(|e| CliError::usage(format!("--expires: {e}")))?;
-            Some(now.saturating_add(d.as_secs() as i64))
-        }
-    };
-    let bindings = if a.bindings.is_empty() {
-        None
-    } else {
-        let mut list = Vec::new();
-        for b in &a.bindings {
-            let (env, field) = b
-                .split_once('=')
-                .filter(|(e, f)| !e.is_empty() && !f.is_empty())
-                .ok_or_else(|| CliError::usage(format!("--binding {b:?}: use ENV=FIELD")))?;
-            list.push(Binding {
-                env: env.into(),
-                field: field.into(),
-            });
-        }
-        Some(BindingList { bindings: list })
-    };
-    Ok(SetRequest {
-        key: a.key.clone(),
-        fields,
-        sensitive_exact: (!a.sensitive.is_empty()).then(|| FieldNames {
-            names: a.sensitive.clone(),
-        }),
-        notes: a.notes.clone(),
-        url: a.url.clone(),
-        tags,
-        expires_at,
-        bindings,
-    })
+fn check_key(key: &str) -> Result<()> {
+    names::validate_key(key)
+        .map_err(|e| CliError::usage(format!("invalid key name '{key}': {e}")).into())
 }
 
 pub async fn set(a: SetArgs, json_out: bool) -> Result<()> {
-    let interactive = std::io::stdin().is_terminal();
-    let mut req = build_set(&a, interactive, now_secs(), password::secret_value)?;
-    // Only values that will be redacted matter: sensitive ones.
-    let sensitive = |f: &FieldInput| match &req.sensitive_exact {
-        Some(exact) => exact.names.contains(&f.name),
-        None => f.sensitive != Some(false),
-    };
-    let short: Vec<(String, usize)> = req
-        .fields
-        .iter()
-        .filter(|f| sensitive(f) && f.value.len() < SHORT_VALUE)
-        .map(|f| (f.name.clone(), f.value.len()))
-        .collect();
-    let (client, _) = connect::connect().await?;
-    let result = client.vault().set(req.clone()).await;
-    for f in &mut req.fields {
-        zeroize::Zeroize::zeroize(&mut f.value);
+    let interactive = password::interactive();
+    let plan = set_request::plan(&a, interactive)?;
+    let (client, st) = connect::connect().await?;
+    // Someone about to type secrets at a prompt learns now, not after,
+    // that the daemon would refuse them. Scripts just get its answer.
+    if interactive && !plan.asks().is_empty() {
+        match VaultState::try_from(st.state) {
+            Ok(VaultState::Locked) => {
+                return Err(CliError::new(LOCKED, secretctl_proto::LOCKED_MESSAGE)
+                    .hint("run 'secretctl unlock'")
+                    .into());
+            }
+            Ok(VaultState::Uninitialized) => {
+                return Err(CliError::error("the vault is not initialized")
+                    .hint("run 'secretctl init'")
+                    .into());
+            }
+            _ => {}
+        }
     }
-    let resp = result.map_err(|s| client.classify(s))?.into_inner();
+    let req = plan.build(now_secs(), |ask| password::value(&ask.label, ask.echo))?;
+    // Lengths only, taken now: the request is moved into the call.
+    let short = plan.short_values(&req);
+    let resp = client
+        .vault()
+        .set(req)
+        .await
+        .map_err(|s| client.classify(s))
+        .with_context(|| format!("cannot store '{}'", a.key))?
+        .into_inner();
+    let verb = if resp.created { "created" } else { "updated" };
+    if json_out {
+        let meta = resp.meta.as_ref().map(meta_json);
+        print_json(&json!({"key": a.key, "created": resp.created, "secret": meta}))?;
+    } else {
+        eprintln!("{verb} {}", a.key);
+    }
     for (name, len) in short {
         eprintln!(
-            "warning: field '{name}' is only {len} bytes: short values make output redaction noisy"
-        );
-    }
-    if json_out {
-        let meta = resp.meta.as_ref().map(meta_json).unwrap_or_default();
-        print_json(&json!({"created": resp.created, "secret": meta}));
-    } else {
-        eprintln!(
-            "{} {}",
-            if resp.created { "created" } else { "updated" },
-            a.key
+            "warning: short values make output redaction noisy (value of {name} is {len} bytes)"
         );
     }
     Ok(())
 }
 
+/// `get --json`: borrowed so the value is serialized straight from its
+/// zeroizing buffer, without an extra copy.
+#[derive(serde::Serialize)]
+struct GetJson<'a> {
+    key: &'a str,
+    field: &'a str,
+    value: &'a str,
+}
+
 pub async fn get(a: GetArgs, json_out: bool) -> Result<()> {
-    names::validate_key(&a.key).map_err(|e| CliError::usage(format!("'{}': {e}", a.key)))?;
+    check_key(&a.key)?;
     let (client, _) = connect::connect().await?;
     if a.show_metadata {
         let resp = client
             .vault()
             .get_metadata(MetadataRequest { key: a.key.clone() })
             .await
-            .map_err(|s| client.classify(s))?
+            .map_err(|s| client.classify(s))
+            .with_context(|| format!("cannot read the metadata of '{}'", a.key))?
             .into_inner();
         return print_metadata(resp, json_out);
     }
-    let resp = client
+    let mut resp = client
         .vault()
         .get(GetRequest {
             key: a.key.clone(),
             field: a.field.clone().unwrap_or_default(),
         })
         .await
-        .map_err(|s| client.classify(s))?
+        .map_err(|s| client.classify(s))
+        .with_context(|| format!("cannot read '{}'", a.key))?
         .into_inner();
-    let value = Zeroizing::new(resp.value);
+    let value = Zeroizing::new(std::mem::take(&mut resp.value));
+    let mut out = std::io::stdout().lock();
     if json_out {
         let text = std::str::from_utf8(&value).map_err(|_| {
-            CliError::error("the value is not UTF-8")
+            CliError::error(format!("the value of '{}' is not UTF-8 text", a.key))
                 .hint("run without --json to get the raw bytes")
         })?;
-        print_json(&json!({"key": resp.key, "field": resp.field, "value": text}));
-        return Ok(());
+        let mut line = Zeroizing::new(serde_json::to_vec(&GetJson {
+            key: &resp.key,
+            field: &resp.field,
+            value: text,
+        })?);
+        line.push(b'\n');
+        out.write_all(&line).context("cannot write to stdout")?;
+        line.zeroize();
+    } else {
+        out.write_all(&value).context("cannot write to stdout")?;
+        // People get a newline; scripts and $(...) get the exact bytes.
+        if std::io::stdout().is_terminal() {
+            out.write_all(b"\n")?;
+        }
     }
-    let mut out = std::io::stdout().lock();
-    out.write_all(&value)?;
-    if std::io::stdout().is_terminal() {
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
+    out.flush().context("cannot write to stdout")?;
     Ok(())
 }
 
-fn print_metadata(resp: secretctl_proto::v1::MetadataResponse, json_out: bool) -> Result<()> {
+/// Metadata of one secret, with the values of non-sensitive fields only
+/// (the daemon never sends sensitive ones here).
+fn print_metadata(resp: MetadataResponse, json_out: bool) -> Result<()> {
     let meta = resp.meta.unwrap_or_default();
     let public = |name: &str| {
         resp.public_fields
@@ -266,217 +147,114 @@ fn print_metadata(resp: secretctl_proto::v1::MetadataResponse, json_out: bool) -
     if json_out {
         let mut j = meta_json(&meta);
         for (i, f) in meta.fields.iter().enumerate() {
-            if let Some(v) = public(&f.name) {
+            if let Some(v) = public(&f.name).filter(|_| !f.sensitive) {
                 j["fields"][i]["value"] = json!(v);
             }
         }
         j["notes"] = json!(resp.notes);
         j["url"] = json!(resp.url);
-        print_json(&j);
-        return Ok(());
+        return print_json(&j);
     }
-    println!("key:      {}", meta.key);
-    println!("fields:");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "key:      {}", meta.key)?;
+    writeln!(out, "fields:")?;
     for f in &meta.fields {
         let shown = match public(&f.name) {
-            Some(v) => v,
-            None => "(sensitive)".into(),
+            Some(v) if !f.sensitive => v,
+            _ => "(sensitive)".into(),
         };
-        let kind = if f.kind.is_empty() {
+        let mut about = Vec::new();
+        if !f.kind.is_empty() {
+            about.push(format!("kind {}", f.kind));
+        }
+        if !f.hint.is_empty() {
+            about.push(f.hint.clone());
+        }
+        let about = if about.is_empty() {
             String::new()
         } else {
-            format!(" [{}]", f.kind)
+            format!("  [{}]", about.join("; "))
         };
-        println!("  {}{kind}: {shown}", f.name);
+        writeln!(out, "  {}: {shown}{about}", f.name)?;
     }
     if !meta.tags.is_empty() {
-        println!("tags:     {}", meta.tags.join(", "));
+        writeln!(out, "tags:     {}", meta.tags.join(", "))?;
     }
-    if let Some(e) = meta.expires_at {
-        println!("expires:  {}", secretctl_proto::duration::rfc3339(e));
-    }
+    writeln!(
+        out,
+        "expires:  {}",
+        time_s(meta.expires_at).as_deref().unwrap_or("never")
+    )?;
     if let Some(u) = &resp.url {
-        println!("url:      {u}");
+        writeln!(out, "url:      {u}")?;
     }
     if let Some(n) = &resp.notes {
-        println!("notes:    {n}");
+        writeln!(out, "notes:    {n}")?;
     }
     for b in &meta.bindings {
-        println!("binding:  {} <- {}", b.env, b.field);
+        writeln!(out, "binding:  {}={}", b.env, b.field)?;
     }
-    println!(
-        "created:  {}",
-        secretctl_proto::duration::rfc3339(meta.created_at)
-    );
-    println!(
-        "updated:  {}",
-        secretctl_proto::duration::rfc3339(meta.updated_at)
-    );
+    let time = |t| time_s(Some(t)).unwrap_or_else(|| "-".into());
+    writeln!(out, "created:  {}", time(meta.created_at))?;
+    writeln!(out, "updated:  {}", time(meta.updated_at))?;
+    out.flush()?;
     Ok(())
 }
 
 pub async fn list(a: ListArgs, json_out: bool) -> Result<()> {
-    let expiring_within_secs = match &a.expiring {
-        Some(d) => Some(
-            secretctl_proto::duration::parse(d)
-                .map_err(|e| CliError::usage(format!("--expiring: {e}")))?
-                .as_secs() as i64,
-        ),
-        None => None,
-    };
     let (client, _) = connect::connect().await?;
     let resp = client
         .vault()
         .list(ListRequest {
             tag: a.tag.unwrap_or_default(),
-            expiring_within_secs,
+            expiring_within_secs: a
+                .expiring
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
             prefix: a.prefix.unwrap_or_default(),
         })
         .await
-        .map_err(|s| client.classify(s))?
+        .map_err(|s| client.classify(s))
+        .context("cannot list secrets")?
         .into_inner();
     if json_out {
-        print_json(&json!(
+        return print_json(&json!(
             resp.secrets.iter().map(meta_json).collect::<Vec<_>>()
         ));
-    } else {
-        let mut out = std::io::stdout().lock();
-        for s in &resp.secrets {
-            writeln!(out, "{}", s.key)?;
-        }
     }
+    // The daemon sorts by key; one buffered write for long lists.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for s in &resp.secrets {
+        writeln!(out, "{}", s.key)?;
+    }
+    out.flush()?;
     Ok(())
 }
 
 pub async fn delete(a: DeleteArgs, json_out: bool) -> Result<()> {
-    names::validate_key(&a.key).map_err(|e| CliError::usage(format!("'{}': {e}", a.key)))?;
-    if !a.force && std::io::stdin().is_terminal() {
+    check_key(&a.key)?;
+    let (client, _) = connect::connect().await?;
+    if !a.force && password::interactive() {
         eprint!("delete {}? [y/N] ", a.key);
         let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Err(CliError::error("not deleted"));
+        std::io::stdin()
+            .read_line(&mut answer)
+            .context("cannot read the answer")?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            return Err(CliError::error(format!("'{}' not deleted", a.key))
+                .hint("answer y to delete, or pass --force")
+                .into());
         }
     }
-    let (client, _) = connect::connect().await?;
     client
         .vault()
         .delete(DeleteRequest { key: a.key.clone() })
         .await
-        .map_err(|s| client.classify(s))?;
+        .map_err(|s| client.classify(s))
+        .with_context(|| format!("cannot delete '{}'", a.key))?;
     if json_out {
-        print_json(&json!({"deleted": a.key}));
+        print_json(&json!({"deleted": a.key}))?;
     } else {
         eprintln!("deleted {}", a.key);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(key: &str) -> SetArgs {
-        SetArgs {
-            key: key.into(),
-            notes: None,
-            url: None,
-            tags: None,
-            expires: None,
-            fields: vec![],
-            sensitive: vec![],
-            bindings: vec![],
-            template: None,
-        }
-    }
-
-    fn stdin_value(v: &'static str) -> impl FnMut(&str) -> Result<Zeroizing<Vec<u8>>> {
-        move |_| Ok(Zeroizing::new(v.as_bytes().to_vec()))
-    }
-
-    #[test]
-    fn plain_value_from_stdin() {
-        let req = build_set(&args("k"), false, 100, stdin_value("v")).unwrap();
-        assert_eq!(req.fields.len(), 1);
-        assert_eq!(
-            (req.fields[0].name.as_str(), req.fields[0].value.as_slice()),
-            ("value", &b"v"[..])
-        );
-        assert_eq!(req.fields[0].sensitive, None);
-        assert!(req.tags.is_none() && req.expires_at.is_none() && req.bindings.is_none());
-    }
-
-    #[test]
-    fn template_fields_and_flags() {
-        let mut a = args("db");
-        a.template = Some("login".into());
-        a.fields = vec!["username=alice".into(), "password".into()];
-        a.tags = Some("a, b,".into());
-        a.expires = Some("1d".into());
-        a.bindings = vec!["DB_PASS=password".into()];
-        let req = build_set(&a, false, 100, stdin_value("pw")).unwrap();
-        let f: Vec<_> = req
-            .fields
-            .iter()
-            .map(|f| (f.name.as_str(), f.sensitive, f.value.as_slice()))
-            .collect();
-        assert_eq!(
-            f,
-            [
-                ("username", Some(false), &b"alice"[..]),
-                ("password", Some(true), &b"pw"[..])
-            ]
-        );
-        assert_eq!(req.tags.unwrap().tags, ["a", "b"]);
-        assert_eq!(req.expires_at, Some(100 + 86400));
-        assert_eq!(req.bindings.unwrap().bindings[0].env, "DB_PASS");
-    }
-
-    #[test]
-    fn missing_template_fields_without_tty_are_an_error() {
-        let mut a = args("db");
-        a.template = Some("database".into());
-        a.fields = vec!["host=h".into()];
-        let e = build_set(&a, false, 0, stdin_value("x")).unwrap_err();
-        assert_eq!(e.code, crate::error::USAGE);
-        assert!(e.message.contains("port"), "{}", e.message);
-    }
-
-    #[test]
-    fn refusals() {
-        assert!(build_set(&args("bad key"), false, 0, stdin_value("v")).is_err());
-        assert!(
-            build_set(&args("k"), false, 0, stdin_value("")).is_err(),
-            "empty value"
-        );
-        let mut a = args("k");
-        a.fields = vec!["a".into(), "b".into()];
-        assert!(
-            build_set(&a, false, 0, stdin_value("v")).is_err(),
-            "two stdin fields"
-        );
-        let mut a = args("k");
-        a.bindings = vec!["NOEQUALS".into()];
-        assert!(build_set(&a, false, 0, stdin_value("v")).is_err());
-        let mut a = args("k");
-        a.template = Some("nope".into());
-        assert!(build_set(&a, false, 0, stdin_value("v")).is_err());
-        let mut a = args("k");
-        a.expires = Some("never".into());
-        assert_eq!(
-            build_set(&a, false, 0, stdin_value("v"))
-                .unwrap()
-                .expires_at,
-            Some(0)
-        );
-    }
-
-    #[test]
-    fn sensitive_flag_is_exact() {
-        let mut a = args("k");
-        a.fields = vec!["user=u".into(), "pass=p".into()];
-        a.sensitive = vec!["pass".into()];
-        let req = build_set(&a, false, 0, stdin_value("v")).unwrap();
-        assert_eq!(req.sensitive_exact.unwrap().names, ["pass"]);
-    }
 }

@@ -23,7 +23,7 @@ pub struct Plan {
 fn home() -> Result<PathBuf> {
     std::env::var_os("HOME")
         .map(PathBuf::from)
-        .ok_or_else(|| CliError::error("HOME is not set"))
+        .ok_or_else(|| CliError::error("HOME is not set").into())
 }
 
 fn daemon_path() -> PathBuf {
@@ -155,10 +155,7 @@ fn run_cmd(c: &[String]) -> Result<()> {
         .status()
         .map_err(|e| CliError::error(format!("cannot run {}: {e}", c[0])))?;
     if !status.success() {
-        return Err(CliError::error(format!(
-            "'{}' failed ({status})",
-            c.join(" ")
-        )));
+        return Err(CliError::error(format!("'{}' failed ({status})", c.join(" "))).into());
     }
     Ok(())
 }
@@ -230,7 +227,7 @@ pub async fn uninstall(print: bool) -> Result<()> {
     }
     for c in &plan.commands {
         if let Err(e) = run_cmd(c) {
-            eprintln!("warning: {}", e.message);
+            eprintln!("warning: {e:#}");
         }
     }
     for (path, _) in &plan.files {
@@ -238,10 +235,9 @@ pub async fn uninstall(print: bool) -> Result<()> {
             Ok(()) => println!("removed {}", path.display()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(CliError::error(format!(
-                    "cannot remove {}: {e}",
-                    path.display()
-                )));
+                return Err(
+                    CliError::error(format!("cannot remove {}: {e}", path.display())).into(),
+                );
             }
         }
     }

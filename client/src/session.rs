@@ -1,13 +1,26 @@
 //! `init`, `unlock`, `lock`, `status`: the vault session.
+//!
+//! Passwords are read only after the daemon answered and its state says the
+//! command can succeed, so nobody types a password twice for a vault that
+//! already exists. Each password lives in one `Zeroizing` buffer and is
+//! moved, not copied, into the request.
 
-use secretctl_proto::v1::{InitRequest, KdfParams, LockRequest, UnlockRequest, VaultState};
+use anyhow::Context;
+use secretctl_proto::v1::{
+    InitRequest, KdfParams, LockRequest, StatusResponse, UnlockRequest, VaultState,
+};
 use serde_json::json;
 
 use crate::cli::{InitArgs, UnlockArgs};
 use crate::connect;
 use crate::error::{CliError, Result};
-use crate::output::{print_json, time_ms};
+use crate::output::{human_secs, print_json, time_ms};
 use crate::password;
+
+/// Argon2id defaults (contract §4), used for flags not given when some are.
+const DEFAULT_KDF_MIB: u32 = 64;
+const DEFAULT_KDF_ITERATIONS: u32 = 3;
+const DEFAULT_KDF_PARALLELISM: u32 = 4;
 
 fn state_name(s: i32) -> &'static str {
     match VaultState::try_from(s) {
@@ -18,82 +31,118 @@ fn state_name(s: i32) -> &'static str {
     }
 }
 
-/// KDF parameters from the flags; `None` when none was given.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// KDF parameters from the flags; `None` (the daemon's defaults) when none
+/// was given.
 pub fn kdf_from_args(a: &InitArgs) -> Option<KdfParams> {
     if a.kdf_memory.is_none() && a.kdf_iterations.is_none() && a.kdf_parallelism.is_none() {
         return None;
     }
     Some(KdfParams {
-        memory_kib: a.kdf_memory.unwrap_or(64).saturating_mul(1024),
-        iterations: a.kdf_iterations.unwrap_or(3),
-        parallelism: a.kdf_parallelism.unwrap_or(4),
+        memory_kib: a.kdf_memory.unwrap_or(DEFAULT_KDF_MIB).saturating_mul(1024),
+        iterations: a.kdf_iterations.unwrap_or(DEFAULT_KDF_ITERATIONS),
+        parallelism: a.kdf_parallelism.unwrap_or(DEFAULT_KDF_PARALLELISM),
     })
 }
 
 pub async fn init(a: InitArgs, json_out: bool) -> Result<()> {
-    let (client, _) = connect::connect().await?;
-    let password = password::master_password(a.password_stdin, true)?;
+    let (client, st) = connect::connect().await?;
+    if st.state != VaultState::Uninitialized as i32 {
+        return Err(
+            CliError::error(format!("a vault already exists at {}", st.vault_path))
+                .hint("unlock it with 'secretctl unlock'")
+                .into(),
+        );
+    }
+    let mut pw = password::master_password(a.password_stdin, true)?;
     let req = InitRequest {
-        password: password.to_vec(),
+        password: std::mem::take(&mut *pw),
         kdf: kdf_from_args(&a),
     };
-    drop(password);
+    drop(pw);
     let resp = client
         .daemon()
         .init(req)
         .await
-        .map_err(|s| client.classify(s))?
+        .map_err(|s| client.classify(s))
+        .context("cannot create the vault")?
         .into_inner();
+    // The daemon reports the deadline, not the timeout: round the time
+    // left to whole seconds, which recovers the configured timeout.
+    let idle_secs = ((resp.idle_lock_deadline_unix_ms - now_ms()).max(0) as u64 + 500) / 1000;
     if json_out {
-        print_json(&json!({"vault_path": resp.vault_path, "state": "unlocked",
-            "idle_lock_deadline": time_ms(resp.idle_lock_deadline_unix_ms)}));
+        print_json(&json!({
+            "vault_path": resp.vault_path,
+            "state": "unlocked",
+            "idle_lock_deadline": time_ms(resp.idle_lock_deadline_unix_ms),
+            "kdf": resp.kdf.map(|k| json!({
+                "memory_kib": k.memory_kib,
+                "iterations": k.iterations,
+                "parallelism": k.parallelism,
+            })),
+        }))?;
     } else {
-        println!("vault created at {} and unlocked", resp.vault_path);
+        println!(
+            "vault created at {} and unlocked (idle lock in {})",
+            resp.vault_path,
+            human_secs(idle_secs)
+        );
     }
     Ok(())
 }
 
 pub async fn unlock(a: UnlockArgs, json_out: bool) -> Result<()> {
-    let timeout_secs = match &a.timeout {
-        Some(t) => secretctl_proto::duration::parse(t)
-            .map_err(|e| CliError::usage(e.to_string()))?
-            .as_secs()
-            .max(1),
-        None => 0,
-    };
-    let (client, _) = connect::connect().await?;
-    let password = password::master_password(a.password_stdin, false)?;
+    // 0 asks for the daemon's default; a sub-second request means "soon",
+    // not "default".
+    let timeout_secs = a.timeout.map_or(0, |d| d.as_secs().max(1));
+    let (client, st) = connect::connect().await?;
+    if st.state == VaultState::Uninitialized as i32 {
+        return Err(CliError::error("the vault is not initialized")
+            .hint("run 'secretctl init'")
+            .into());
+    }
+    let mut pw = password::master_password(a.password_stdin, false)?;
     let req = UnlockRequest {
-        password: password.to_vec(),
+        password: std::mem::take(&mut *pw),
         timeout_secs,
     };
-    drop(password);
+    drop(pw);
     let resp = client
         .daemon()
         .unlock(req)
         .await
-        .map_err(|s| client.classify(s))?
+        .map_err(|s| client.classify(s))
+        .context("cannot unlock the vault")?
         .into_inner();
     let deadline = time_ms(resp.idle_lock_deadline_unix_ms);
     if json_out {
-        print_json(&json!({"state": "unlocked", "idle_lock_deadline": deadline,
-            "idle_timeout_secs": resp.idle_timeout_secs}));
+        print_json(&json!({
+            "state": "unlocked",
+            "idle_lock_deadline": deadline,
+            "idle_timeout_secs": resp.idle_timeout_secs,
+        }))?;
     } else {
         println!(
-            "unlocked; locks after {} without use (now: {})",
-            secretctl_proto::duration::format(std::time::Duration::from_secs(
-                resp.idle_timeout_secs
-            )),
-            deadline.unwrap_or_default()
+            "unlocked until {} (idle timeout {})",
+            deadline.as_deref().unwrap_or("-"),
+            human_secs(resp.idle_timeout_secs)
         );
     }
     Ok(())
 }
 
 pub async fn lock(json_out: bool) -> Result<()> {
+    // No daemon means no key in memory: the vault is as locked as it gets,
+    // and starting a daemon only to lock it would be silly.
     let Some(client) = connect::existing().await? else {
         if json_out {
-            print_json(&json!({"state": "locked", "daemon": "not running"}));
+            print_json(&json!({"state": "locked", "daemon_running": false}))?;
         } else {
             println!("vault is locked (daemon not running)");
         }
@@ -103,41 +152,66 @@ pub async fn lock(json_out: bool) -> Result<()> {
         .daemon()
         .lock(LockRequest {})
         .await
-        .map_err(|s| client.classify(s))?
+        .map_err(|s| client.classify(s))
+        .context("cannot lock the vault")?
         .into_inner();
     if json_out {
-        print_json(&json!({"state": "locked", "was_unlocked": resp.was_unlocked}));
-    } else {
+        print_json(&json!({
+            "state": "locked",
+            "daemon_running": true,
+            "was_unlocked": resp.was_unlocked,
+        }))?;
+    } else if resp.was_unlocked {
         println!("vault locked");
+    } else {
+        println!("vault is locked (it was not unlocked)");
     }
     Ok(())
 }
 
+/// The status as JSON (keys fixed by the CLI's documented output).
+pub fn status_json(st: &StatusResponse) -> serde_json::Value {
+    json!({
+        "pid": st.pid,
+        "version": st.version,
+        "protocol": st.protocol,
+        "state": state_name(st.state),
+        "idle_lock_deadline": time_ms(st.idle_lock_deadline_unix_ms),
+        "idle_timeout_secs": st.idle_timeout_secs,
+        "vault_path": st.vault_path,
+        "socket_path": st.socket_path,
+        "secret_count": st.secret_count,
+        "service_managed": st.service_managed,
+    })
+}
+
 pub async fn status(json_out: bool) -> Result<()> {
     let (_, st) = connect::connect().await?;
-    let deadline = time_ms(st.idle_lock_deadline_unix_ms);
     if json_out {
-        print_json(&json!({
-            "pid": st.pid,
-            "version": st.version,
-            "protocol": st.protocol,
-            "state": state_name(st.state),
-            "idle_lock_deadline": deadline,
-            "idle_timeout_secs": st.idle_timeout_secs,
-            "vault_path": st.vault_path,
-            "socket_path": st.socket_path,
-            "secret_count": st.secret_count,
-            "service_managed": st.service_managed,
-        }));
-        return Ok(());
+        return print_json(&status_json(&st));
     }
     println!(
-        "daemon:    secretctld {} (pid {}, protocol {})",
-        st.version, st.pid, st.protocol
+        "daemon:    secretctld {} (pid {}, protocol {}{})",
+        st.version,
+        st.pid,
+        st.protocol,
+        if st.service_managed {
+            ", service-managed"
+        } else {
+            ""
+        }
     );
-    println!("state:     {}", state_name(st.state));
-    if let Some(d) = deadline {
-        println!("idle lock: {d}");
+    let next = match VaultState::try_from(st.state) {
+        Ok(VaultState::Uninitialized) => " (run 'secretctl init')",
+        Ok(VaultState::Locked) => " (run 'secretctl unlock')",
+        _ => "",
+    };
+    println!("state:     {}{next}", state_name(st.state));
+    if let Some(d) = time_ms(st.idle_lock_deadline_unix_ms) {
+        println!(
+            "idle lock: {d} (idle timeout {})",
+            human_secs(st.idle_timeout_secs)
+        );
     }
     println!("vault:     {}", st.vault_path);
     println!("socket:    {}", st.socket_path);
@@ -149,23 +223,64 @@ pub async fn status(json_out: bool) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn kdf_flags() {
-        let mut a = InitArgs {
-            kdf_memory: None,
-            kdf_iterations: None,
-            kdf_parallelism: None,
+    fn init_args(m: Option<u32>, t: Option<u32>, p: Option<u32>) -> InitArgs {
+        InitArgs {
+            kdf_memory: m,
+            kdf_iterations: t,
+            kdf_parallelism: p,
             password_stdin: false,
-        };
-        assert_eq!(kdf_from_args(&a), None);
-        a.kdf_memory = Some(1);
+        }
+    }
+
+    #[test]
+    fn kdf_flags_fill_in_defaults() {
+        assert_eq!(kdf_from_args(&init_args(None, None, None)), None);
         assert_eq!(
-            kdf_from_args(&a),
+            kdf_from_args(&init_args(Some(1), None, None)),
             Some(KdfParams {
                 memory_kib: 1024,
                 iterations: 3,
                 parallelism: 4
             })
         );
+        assert_eq!(
+            kdf_from_args(&init_args(None, Some(7), Some(2))),
+            Some(KdfParams {
+                memory_kib: 64 * 1024,
+                iterations: 7,
+                parallelism: 2
+            })
+        );
+    }
+
+    #[test]
+    fn status_json_keys() {
+        let st = StatusResponse {
+            version: "0.1.0".into(),
+            protocol: 1,
+            pid: 42,
+            state: VaultState::Locked as i32,
+            ..Default::default()
+        };
+        let j = status_json(&st);
+        let mut keys: Vec<_> = j.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "idle_lock_deadline",
+                "idle_timeout_secs",
+                "pid",
+                "protocol",
+                "secret_count",
+                "service_managed",
+                "socket_path",
+                "state",
+                "vault_path",
+                "version"
+            ]
+        );
+        assert_eq!(j["state"], "locked");
+        assert_eq!(j["idle_lock_deadline"], serde_json::Value::Null);
     }
 }
