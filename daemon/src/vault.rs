@@ -66,6 +66,14 @@ pub struct Vault {
 /// A value with the env-style name its redaction marker shows.
 pub type NamedValue = (String, Zeroizing<Vec<u8>>);
 
+/// A secret with its sensitive field values decrypted. No `Debug`.
+pub struct SensitiveSecret {
+    pub key: String,
+    pub record: SecretRecord,
+    /// (field name, value) of each sensitive field.
+    pub values: Vec<(String, Zeroizing<Vec<u8>>)>,
+}
+
 /// Filters of `list`.
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {
@@ -401,28 +409,49 @@ impl Vault {
         Ok(out)
     }
 
-    /// Every sensitive value in the vault, named like its env var
-    /// (`KEY`, or `KEY_FIELD` for fields other than the default one). Agent
-    /// runs redact against all of them.
-    pub fn sensitive_values(&self, dk: &DataKey) -> Result<Vec<NamedValue>, VaultError> {
+    /// Every secret with its sensitive fields decrypted (agent-run
+    /// redaction and the security score both need them).
+    pub fn sensitive_secrets(&self, dk: &DataKey) -> Result<Vec<SensitiveSecret>, VaultError> {
         let mut records = Vec::new();
         self.store.scan("", |key, rec: SecretRecord| {
             records.push((key.to_string(), rec))
         })?;
+        records
+            .into_iter()
+            .map(|(key, rec)| {
+                let values = rec
+                    .fields
+                    .iter()
+                    .filter(|f| f.sensitive)
+                    .map(|f| Ok((f.name.clone(), self.field_value(dk, &key, &rec, &f.name)?)))
+                    .collect::<Result<_, VaultError>>()?;
+                Ok(SensitiveSecret {
+                    key,
+                    record: rec,
+                    values,
+                })
+            })
+            .collect()
+    }
+
+    /// Every sensitive value in the vault, named like its env var
+    /// (`KEY`, or `KEY_FIELD` for fields other than the default one). Agent
+    /// runs redact against all of them.
+    pub fn sensitive_values(&self, dk: &DataKey) -> Result<Vec<NamedValue>, VaultError> {
         let mut out = Vec::new();
-        for (key, rec) in records {
-            let default = secret::default_field(&rec).map(|f| f.name.clone());
-            for f in rec.fields.iter().filter(|f| f.sensitive) {
-                let base = secretctl_proto::names::env_name_for(&key, "");
-                let name = if Some(&f.name) == default.as_ref() {
-                    base
+        for s in self.sensitive_secrets(dk)? {
+            let default = secret::default_field(&s.record).map(|f| f.name.clone());
+            let base = secretctl_proto::names::env_name_for(&s.key, "");
+            for (field, value) in s.values {
+                let name = if Some(&field) == default.as_ref() {
+                    base.clone()
                 } else {
                     format!(
                         "{base}_{}",
-                        secretctl_proto::names::env_name_for(&f.name, "")
+                        secretctl_proto::names::env_name_for(&field, "")
                     )
                 };
-                out.push((name, self.field_value(dk, &key, &rec, &f.name)?));
+                out.push((name, value));
             }
         }
         Ok(out)

@@ -293,12 +293,16 @@ impl AgentService {
                 Ok(policy::load(&path)
                     .map_err(|e| ("policy_error", e.to_string()))
                     .and_then(|pol| {
-                        command::check(&pol, &argv, &cwd).map_err(|r| ("policy_refused", r.0))
+                        let program = command::check(&pol, &argv, &cwd)
+                            .map_err(|r| ("policy_refused", r.0))?;
+                        Ok((program, pol))
                     }))
             })
             .await?
         };
-        let program = match checked {
+        // The policy read for the check also serves the env alias: one read
+        // per run, so the alias cannot come from a different file version.
+        let (program, policy) = match checked {
             Ok(p) => p,
             Err((action, why)) => {
                 rec.action = action.into();
@@ -326,7 +330,7 @@ impl AgentService {
             let injections = resolve::resolve(
                 &vault,
                 &dk,
-                &policy_path,
+                Some(&policy),
                 &req.env_alias,
                 &req.env_prefix,
                 &req.keys,
@@ -433,23 +437,16 @@ impl AgentService {
     ) -> Result<Response<SecurityScoreResponse>, Status> {
         let (vault, dk) = self.session.key(Use::Look)?;
         let resp = blocking(move || {
-            let all = vault.matching("**").map_err(Status::from)?;
-            let mut scored = Vec::with_capacity(all.len());
-            for (key, rec) in &all {
-                let mut values = Vec::new();
-                for f in rec.fields.iter().filter(|f| f.sensitive) {
-                    values.push(
-                        vault
-                            .field_value(&dk, key, rec, &f.name)
-                            .map_err(Status::from)?,
-                    );
-                }
-                scored.push(score::Scored {
-                    key: key.clone(),
-                    expires_at: rec.expires_at,
-                    values,
-                });
-            }
+            let scored: Vec<score::Scored> = vault
+                .sensitive_secrets(&dk)
+                .map_err(Status::from)?
+                .into_iter()
+                .map(|s| score::Scored {
+                    expires_at: s.record.expires_at,
+                    key: s.key,
+                    values: s.values.into_iter().map(|(_, v)| v).collect(),
+                })
+                .collect();
             Ok(score::score(&scored, now_secs()))
         })
         .await?;

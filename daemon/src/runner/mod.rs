@@ -163,7 +163,18 @@ impl RunnerService {
         );
         let now = crate::vault::now_secs();
         let injections = blocking(move || {
-            resolve::resolve(&vault, &dk, &policy_path, &alias, &prefix, &patterns, now)
+            resolve::policy_for_alias(&policy_path, &alias)
+                .and_then(|policy| {
+                    resolve::resolve(
+                        &vault,
+                        &dk,
+                        policy.as_ref(),
+                        &alias,
+                        &prefix,
+                        &patterns,
+                        now,
+                    )
+                })
                 .map_err(Status::from)
         })
         .await?;

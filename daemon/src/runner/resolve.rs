@@ -46,11 +46,25 @@ pub enum ResolveError {
     Vault(#[from] VaultError),
 }
 
+/// Loads the policy file when an env alias needs it.
+pub fn policy_for_alias(
+    policy_path: &std::path::Path,
+    alias: &str,
+) -> Result<Option<Policy>, ResolveError> {
+    if alias.is_empty() {
+        return Ok(None);
+    }
+    policy::load(policy_path)
+        .map(Some)
+        .map_err(|e| ResolveError::Policy(e.to_string()))
+}
+
 /// Resolves `patterns` (under `alias`, with `prefix`) to injections.
+/// `policy` is the policy file's content, needed only when `alias` is set.
 pub fn resolve(
     vault: &Vault,
     dk: &DataKey,
-    policy_path: &std::path::Path,
+    policy: Option<&Policy>,
     alias: &str,
     prefix: &str,
     patterns: &[String],
@@ -73,10 +87,14 @@ pub fn resolve(
             ))
         })?;
     }
-    let policy: Option<Policy> = if alias.is_empty() {
-        None
-    } else {
-        Some(policy::load(policy_path).map_err(|e| ResolveError::Policy(e.to_string()))?)
+    let policy = match (alias.is_empty(), policy) {
+        (true, _) => None,
+        (false, Some(p)) => Some(p),
+        (false, None) => {
+            return Err(ResolveError::Policy(format!(
+                "env alias '{alias}' needs the policy file, which was not loaded"
+            )));
+        }
     };
 
     // env name → key it came from, to refuse collisions.
@@ -222,7 +240,8 @@ mod tests {
         let now = crate::vault::now_secs();
         let run = |alias: &str, prefix: &str, pats: &[&str]| {
             let pats: Vec<String> = pats.iter().map(|s| s.to_string()).collect();
-            resolve(&vault, &key, &policy, alias, prefix, &pats, now)
+            let loaded = policy_for_alias(&policy, alias)?;
+            resolve(&vault, &key, loaded.as_ref(), alias, prefix, &pats, now)
         };
         assert_eq!(
             names(&run("", "", &["aws/*"]).unwrap()),
@@ -251,7 +270,8 @@ mod tests {
         let now = crate::vault::now_secs();
         let run = |alias: &str, pats: &[&str]| {
             let pats: Vec<String> = pats.iter().map(|s| s.to_string()).collect();
-            resolve(&vault, &key, &policy, alias, "", &pats, now)
+            policy_for_alias(&policy, alias)
+                .and_then(|loaded| resolve(&vault, &key, loaded.as_ref(), alias, "", &pats, now))
                 .err()
                 .unwrap()
         };
