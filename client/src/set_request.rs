@@ -18,8 +18,7 @@ use crate::templates::{self, Slot};
 /// Values shorter than this make redaction match too often.
 pub const SHORT_VALUE: usize = 8;
 
-/// Name of the field a plain `set KEY` stores.
-pub const DEFAULT_FIELD: &str = "value";
+pub use secretctl_proto::rules::DEFAULT_FIELD;
 
 /// How to ask for one value that was not on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]

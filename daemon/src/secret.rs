@@ -31,8 +31,7 @@ pub const MAX_FIELD_NAME: usize = 64;
 pub const MAX_LABEL: usize = 256;
 /// Most bindings on one secret.
 pub const MAX_BINDINGS: usize = 100;
-/// The field a one-value secret uses.
-pub const DEFAULT_FIELD: &str = "value";
+pub use secretctl_proto::rules::DEFAULT_FIELD;
 
 /// A request broke a rule; the text says which and what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -275,10 +274,7 @@ pub fn apply_set(
 
 /// The field `get` reads when none is named: `value`, or the only field.
 pub fn default_field(rec: &SecretRecord) -> Option<&FieldRecord> {
-    rec.fields
-        .iter()
-        .find(|f| f.name == DEFAULT_FIELD)
-        .or_else(|| (rec.fields.len() == 1).then(|| &rec.fields[0]))
+    secretctl_proto::rules::default_field(&rec.fields, |f| &f.name)
 }
 
 /// True when the secret has expired at `now`.

@@ -17,11 +17,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::split;
 
-/// Environment variables of the shim passed on to runs.
-const BASE_ENV: [&str; 8] = [
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "TERM", "TZ", "TMPDIR",
-];
-
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListArgs {
     /// Only secrets carrying this tag.
@@ -231,7 +226,7 @@ pub fn argv(command: &str, args: &Option<Vec<String>>) -> Result<Vec<String>, St
 
 fn base_env() -> Vec<EnvVar> {
     std::env::vars()
-        .filter(|(k, _)| BASE_ENV.contains(&k.as_str()) || k.starts_with("LC_"))
+        .filter(|(k, _)| secretctl_proto::rules::is_base_env(k))
         .map(|(name, v)| EnvVar {
             name,
             value: v.into_bytes(),

@@ -3,8 +3,9 @@
 //! This crate owns the `.proto` definitions, the one typed client that dials
 //! the daemon's Unix socket ([`client`]), and the small vocabulary every piece
 //! must agree on: where files live ([`paths`]), what a key name is and how
-//! key patterns match ([`names`]), and how durations are written
-//! ([`duration`]). It links no cryptography and never decrypts anything.
+//! key patterns match ([`names`]), how durations are written
+//! ([`duration`]), and the rules every piece applies alike ([`rules`]). It links no cryptography and never decrypts
+//! anything.
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -12,6 +13,7 @@ pub mod duration;
 pub mod names;
 pub mod paths;
 mod redacted;
+pub mod rules;
 
 /// Generated messages and services of package `secretctl.v1`.
 pub mod v1 {

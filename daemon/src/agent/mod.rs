@@ -11,35 +11,26 @@
 
 pub mod command;
 pub mod report;
+mod run;
 pub mod score;
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use secretctl_proto::names;
 use secretctl_proto::v1::agent_server::Agent;
 use secretctl_proto::v1::{
     AgentExistsResponse, AgentFieldInfo, AgentFieldsResponse, AgentGetFieldRequest,
     AgentGetFieldResponse, AgentKeyRequest, AgentListRequest, AgentListResponse,
-    AgentMaskedResponse, AgentRunRequest, AgentRunResponse, AgentSecretInfo, RunExit, SecretMeta,
-    SecurityScoreRequest, SecurityScoreResponse, run_output,
+    AgentMaskedResponse, AgentRunRequest, AgentRunResponse, AgentSecretInfo, SecretMeta,
+    SecurityScoreRequest, SecurityScoreResponse,
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
-use crate::policy;
-use crate::redact::Redactor;
-use crate::runner::{self, resolve, spawn};
 use crate::secret;
 use crate::service::{audited, blocking, peer_of};
 use crate::session::{Session, Use};
 use crate::vault::{ListFilter, now_secs};
-
-/// Variables of the shim's environment an agent run may see.
-const BASE_ENV: [&str; 9] = [
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "TERM", "TZ", "TMPDIR", "SHELL",
-];
 
 /// The agent service.
 pub struct AgentService {
@@ -54,13 +45,6 @@ impl AgentService {
             session,
             runs: Arc::new(Semaphore::new(n)),
         }
-    }
-
-    fn policy_path(&self) -> PathBuf {
-        self.session
-            .paths
-            .home
-            .join(secretctl_proto::paths::POLICY_FILE)
     }
 }
 
@@ -91,23 +75,6 @@ pub fn mask(value: &[u8]) -> String {
         format!("****{tail}")
     } else {
         "****".into()
-    }
-}
-
-/// Keeps `cap` bytes of a stream and notes whether more came.
-struct Capped {
-    buf: Vec<u8>,
-    cap: usize,
-    truncated: bool,
-}
-
-impl Capped {
-    fn push(&mut self, bytes: &[u8]) {
-        let room = self.cap.saturating_sub(self.buf.len());
-        if bytes.len() > room {
-            self.truncated = true;
-        }
-        self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 }
 
@@ -159,12 +126,7 @@ impl AgentService {
         let resp = blocking(move || {
             let meta = vault.metadata(&dk, &k).map_err(Status::from)?;
             let m = meta.meta.unwrap_or_default();
-            let masked = match m
-                .fields
-                .iter()
-                .find(|f| f.name == secret::DEFAULT_FIELD)
-                .or_else(|| (m.fields.len() == 1).then(|| &m.fields[0]))
-            {
+            let masked = match secretctl_proto::rules::default_field(&m.fields, |f| &f.name) {
                 Some(f) => {
                     let (_, value) = vault.get(&dk, &k, &f.name).map_err(Status::from)?;
                     mask(&value)
@@ -244,190 +206,6 @@ impl AgentService {
             key: req.key,
             field: req.field,
             value,
-        }))
-    }
-
-    async fn do_run(
-        &self,
-        req: AgentRunRequest,
-        rec: &mut crate::audit::record::Record,
-    ) -> Result<Response<AgentRunResponse>, Status> {
-        rec.command = Some(req.argv.join(" "));
-        rec.keys = req.keys.clone();
-        let limits = self.session.config.agent.clone();
-        let timeout = match req.timeout_ms {
-            0 => limits.default_timeout,
-            ms => Duration::from_millis(ms),
-        };
-        if timeout > limits.max_timeout {
-            return Err(Status::invalid_argument(format!(
-                "timeout is longer than the allowed {}",
-                secretctl_proto::duration::format(limits.max_timeout)
-            )));
-        }
-        let mut start = secretctl_proto::v1::RunStart {
-            key_patterns: req.keys.clone(),
-            env_alias: req.env_alias.clone(),
-            env_prefix: req.env_prefix.clone(),
-            argv: req.argv.clone(),
-            cwd: req.cwd.clone(),
-            env: req
-                .env
-                .into_iter()
-                .filter(|v| BASE_ENV.contains(&v.name.as_str()) || v.name.starts_with("LC_"))
-                .collect(),
-            ..Default::default()
-        };
-        let cwd = runner::validate_start(&mut start)?;
-        if req.bindings_only && req.keys.len() != 1 {
-            return Err(Status::invalid_argument(
-                "secret_run_with_bindings takes exactly one key",
-            ));
-        }
-        let (vault, dk) = self.session.key(Use::Secret)?;
-        let policy_path = self.policy_path();
-        let argv = start.argv.clone();
-        let checked = {
-            let (path, argv, cwd) = (policy_path.clone(), argv.clone(), cwd.clone());
-            blocking(move || {
-                Ok(policy::load(&path)
-                    .map_err(|e| ("policy_error", e.to_string()))
-                    .and_then(|pol| {
-                        let program = command::check(&pol, &argv, &cwd)
-                            .map_err(|r| ("policy_refused", r.0))?;
-                        Ok((program, pol))
-                    }))
-            })
-            .await?
-        };
-        // The policy read for the check also serves the env alias: one read
-        // per run, so the alias cannot come from a different file version.
-        let (program, policy) = match checked {
-            Ok(p) => p,
-            Err((action, why)) => {
-                rec.action = action.into();
-                return Err(Status::permission_denied(why));
-            }
-        };
-        rec.detail =
-            Some(serde_json::json!({"resolved": program.display().to_string(), "cwd": start.cwd}));
-        let resolved = program.clone();
-        let (program, injections, redactor) = blocking(move || {
-            let program = resolved;
-            if req.bindings_only {
-                let key = &req.keys[0];
-                let found = vault.matching(key).map_err(Status::from)?;
-                match found.first() {
-                    None => return Err(Status::not_found(format!("no secret named '{key}'"))),
-                    Some((_, rec)) if rec.bindings.is_empty() => {
-                        return Err(Status::failed_precondition(format!(
-                            "secret '{key}' has no bindings: add them with 'secretctl set {key} --binding ENV=field', or use secret_run"
-                        )));
-                    }
-                    Some(_) => {}
-                }
-            }
-            let injections = resolve::resolve(
-                &vault,
-                &dk,
-                Some(&policy),
-                &req.env_alias,
-                &req.env_prefix,
-                &req.keys,
-                now_secs(),
-            )
-            .map_err(Status::from)?;
-            let names: Vec<String> = injections.iter().map(|i| i.env.clone()).collect();
-            command::check_no_var_args(&argv, &names).map_err(|r| Status::invalid_argument(r.0))?;
-            let everything = vault.sensitive_values(&dk).map_err(Status::from)?;
-            let redactor = Redactor::new(
-                injections
-                    .iter()
-                    .map(|i| (i.env.as_str(), i.value.as_slice()))
-                    .chain(everything.iter().map(|(n, v)| (n.as_str(), v.as_slice()))),
-            );
-            Ok((program, injections, redactor))
-        })
-        .await?;
-        let keys: Vec<&str> = injections.iter().map(|i| i.key.as_str()).collect();
-        tracing::info!(?keys, command = %start.argv[0], resolved = %program.display(), "agent run");
-
-        // Wait for a slot, but no longer than the run itself may take.
-        let queued = tokio::time::Instant::now();
-        let permit = tokio::time::timeout(timeout, self.runs.clone().acquire_owned())
-            .await
-            .map_err(|_| {
-                Status::resource_exhausted(format!(
-                    "{} agent runs were in progress for the whole timeout ({}): try again later",
-                    limits.max_concurrent_runs,
-                    secretctl_proto::duration::format(timeout)
-                ))
-            })?
-            .map_err(|_| Status::internal("run queue closed"))?;
-        let remaining = timeout
-            .saturating_sub(queued.elapsed())
-            .max(Duration::from_millis(1));
-
-        let spawned = spawn::spawn(spawn::Plan {
-            argv: &start.argv,
-            program: Some(&program),
-            cwd: std::path::Path::new(&start.cwd),
-            env: &start.env,
-            secrets: &injections,
-            pty: None,
-        });
-        drop(injections);
-        let exit = match spawned {
-            Err(e) => {
-                drop(permit);
-                rec.success = false;
-                rec.error = Some(e.message.clone());
-                return Ok(Response::new(AgentRunResponse {
-                    exit_code: e.code,
-                    stderr: e.message,
-                    ..Default::default()
-                }));
-            }
-            Ok(sp) => {
-                let (tx, mut rx) = mpsc::channel(4);
-                tokio::spawn(runner::drive(sp, None, tx, redactor, Some(remaining), None));
-                let cap = limits.output_cap_bytes;
-                let mut out = Capped {
-                    buf: Vec::new(),
-                    cap,
-                    truncated: false,
-                };
-                let mut err = Capped {
-                    buf: Vec::new(),
-                    cap,
-                    truncated: false,
-                };
-                let mut exit = RunExit {
-                    code: 1,
-                    ..Default::default()
-                };
-                while let Some(msg) = rx.recv().await {
-                    match msg.ok().and_then(|m| m.kind) {
-                        Some(run_output::Kind::Stdout(b)) => out.push(&b),
-                        Some(run_output::Kind::Stderr(b)) => err.push(&b),
-                        Some(run_output::Kind::Exit(e)) => exit = e,
-                        None => {}
-                    }
-                }
-                drop(permit);
-                (exit, out, err)
-            }
-        };
-        let (exit, out, err) = exit;
-        runner::record_exit(rec, &exit);
-        Ok(Response::new(AgentRunResponse {
-            exit_code: exit.code,
-            stdout: String::from_utf8_lossy(&out.buf).into_owned(),
-            stderr: String::from_utf8_lossy(&err.buf).into_owned(),
-            duration_ms: exit.duration_ms,
-            timed_out: exit.timed_out,
-            truncated: out.truncated || err.truncated,
-            redacted_count: exit.redacted_count,
         }))
     }
 
@@ -511,13 +289,13 @@ impl Agent for AgentService {
     ) -> Result<Response<AgentRunResponse>, Status> {
         let who = peer_of(&req);
         let mut rec = crate::audit::event("run", "mcp", who);
-        let r = self.do_run(req.into_inner(), &mut rec).await;
-        if let Err(s) = &r {
-            rec.success = false;
-            rec.error = Some(s.message().to_string());
+        match run::run(&self.session, &self.runs, req.into_inner(), &mut rec).await {
+            Ok(resp) => {
+                self.session.audit.record(rec).await;
+                Ok(Response::new(resp))
+            }
+            Err(e) => Err(crate::runner::refused(&self.session, rec, e).await),
         }
-        self.session.audit.record(rec).await;
-        r
     }
 
     async fn security_score(
@@ -548,19 +326,5 @@ mod tests {
         assert_eq!(mask(b"elevenchars"), "****");
         assert_eq!(mask(b"twelve-chars"), "****hars");
         assert_eq!(mask(b"a-much-longer-secret-value-XYZW"), "****XYZW");
-    }
-
-    #[test]
-    fn capped_output_notes_truncation() {
-        let mut c = Capped {
-            buf: Vec::new(),
-            cap: 5,
-            truncated: false,
-        };
-        c.push(b"abc");
-        assert!(!c.truncated);
-        c.push(b"defg");
-        assert_eq!(c.buf, b"abcde");
-        assert!(c.truncated);
     }
 }

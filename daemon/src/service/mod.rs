@@ -4,15 +4,18 @@
 //! |---|---|---|
 //! | `FAILED_PRECONDITION` | vault locked (`LOCKED_MESSAGE`) or not initialized | 3 / 1 |
 //! | `NOT_FOUND` | no such secret or field | 4 |
+//! | `PERMISSION_DENIED` | the command policy refused an agent's run | 5 |
 //! | `INVALID_ARGUMENT` | a request broke a rule; nothing changed | 2 |
 //! | `ALREADY_EXISTS` | `init` on an initialized vault | 1 |
 //! | `UNAUTHENTICATED` | wrong password | 1 |
-//! | `RESOURCE_EXHAUSTED` | unlock backoff in force | 1 |
+//! | `RESOURCE_EXHAUSTED` | unlock backoff in force; agent run queue full | 1 |
 //! | `DATA_LOSS` | a ciphertext failed its integrity check | 1 |
 //! | `INTERNAL` | storage or system failure | 1 |
 //!
 //! The daemon never answers `UNAVAILABLE`: clients read that code as "the
 //! connection failed". Status messages name keys and fields, never values.
+//!
+//! Every domain error becomes a status here and nowhere else.
 
 pub mod audit;
 pub mod daemon;
@@ -20,6 +23,8 @@ pub mod vault;
 
 use tonic::Status;
 
+use crate::runner::RunError;
+use crate::runner::resolve::ResolveError;
 use crate::session::Gate;
 use crate::vault::VaultError;
 
@@ -50,6 +55,31 @@ impl From<VaultError> for Status {
                 tracing::error!(error = %msg, "vault operation failed");
                 Status::internal(msg)
             }
+        }
+    }
+}
+
+impl From<ResolveError> for Status {
+    fn from(e: ResolveError) -> Status {
+        match e {
+            ResolveError::Invalid(m) => Status::invalid_argument(m),
+            ResolveError::NotFound(m) => Status::not_found(m),
+            e @ ResolveError::Expired { .. } => Status::failed_precondition(e.to_string()),
+            ResolveError::Policy(m) => Status::failed_precondition(m),
+            ResolveError::Vault(v) => v.into(),
+        }
+    }
+}
+
+impl From<RunError> for Status {
+    fn from(e: RunError) -> Status {
+        match e {
+            RunError::Invalid(m) => Status::invalid_argument(m),
+            RunError::Refused(m) | RunError::PolicyUnusable(m) => Status::permission_denied(m),
+            RunError::Resolve(r) => r.into(),
+            RunError::Gate(g) => g.into(),
+            RunError::Busy(m) => Status::resource_exhausted(m),
+            RunError::Internal(m) => Status::internal(m),
         }
     }
 }
