@@ -7,21 +7,23 @@
 
 use std::os::unix::net::UnixListener;
 
+use crate::error::{IoContext, StartError};
+
 /// The listening socket a service manager passed us, if any.
-pub fn inherited_listener() -> anyhow::Result<Option<UnixListener>> {
+pub fn inherited_listener() -> Result<Option<UnixListener>, StartError> {
     // launchd answers ESRCH when it does not manage us: then try systemd's way.
     #[cfg(target_os = "macos")]
-    if let Some(l) = crate::hardening::launchd_socket("Listeners")? {
+    if let Some(l) = crate::hardening::launchd_socket("Listeners")
+        .context_of(|| "cannot take the socket launchd holds for us".into())?
+    {
         return Ok(Some(l));
     }
     let mut fds = listenfd::ListenFd::from_env();
     if fds.len() == 0 {
         return Ok(None);
     }
-    let listener = fds.take_unix_listener(0).map_err(|e| {
-        anyhow::anyhow!("LISTEN_FDS is set but fd 3 is not a listening Unix socket: {e}")
-    })?;
-    Ok(listener)
+    fds.take_unix_listener(0)
+        .context_of(|| "LISTEN_FDS is set but fd 3 is not a listening Unix socket".into())
 }
 
 /// Tells systemd we are ready (`Type=notify`), when it asked us to.

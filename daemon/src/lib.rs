@@ -6,6 +6,7 @@ pub mod agent;
 pub mod audit;
 pub mod config;
 pub mod crypto;
+pub mod error;
 #[allow(unsafe_code)]
 pub mod hardening;
 pub mod keyring;

@@ -111,13 +111,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = match inherited {
-            Some(l) => {
-                l.set_nonblocking(true)?;
-                tokio::net::UnixListener::from_std(l)?
-            }
+            Some(l) => l
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixListener::from_std(l))
+                .context("cannot use the inherited socket")?,
             None => server::bind(&socket).await?,
         };
-        server::serve(session, listener).await
+        server::serve(session, listener).await?;
+        Ok(())
     })
 }
 

@@ -140,30 +140,101 @@ fn check_url(url: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// Applies a `set` request to the current record (if any), sealing new
-/// values with `seal`. Returns the new record and whether it was created.
-pub fn apply_set(
-    current: Option<SecretRecord>,
-    req: &SetRequest,
-    now: i64,
-    mut seal: impl FnMut(Slot<'_>, &[u8]) -> Result<SealedRecord, Invalid>,
-) -> Result<(SecretRecord, bool), Invalid> {
+/// Checks a `set` request against the current record (if any): every rule,
+/// on the record the request would produce, before anything is sealed.
+pub fn check_set(current: Option<&SecretRecord>, req: &SetRequest) -> Result<(), Invalid> {
     check_key(&req.key)?;
-    let created = current.is_none();
-    let mut rec = current.unwrap_or_else(|| SecretRecord {
-        created_at: now,
-        ..Default::default()
-    });
-
-    let mut seen = std::collections::HashSet::new();
+    let mut new_names = std::collections::HashSet::new();
     for f in &req.fields {
         check_field_name(&f.name)?;
-        if !seen.insert(f.name.as_str()) {
+        if !new_names.insert(f.name.as_str()) {
             return invalid(format!("field '{}' given twice", f.name));
         }
         check_value(&f.name, &f.value)?;
         check_label("kind", &f.kind)?;
         check_label("hint", &f.hint)?;
+    }
+    // The field names the stored record will have.
+    let old = current.map(|r| r.fields.as_slice()).unwrap_or_default();
+    let added = new_names
+        .iter()
+        .filter(|n| !old.iter().any(|f| f.name == **n))
+        .count();
+    let has = |name: &str| new_names.contains(name) || old.iter().any(|f| f.name == name);
+    if old.len() + added == 0 {
+        return invalid(format!(
+            "secret '{}' needs at least one field with a value",
+            req.key
+        ));
+    }
+    if old.len() + added > MAX_FIELDS {
+        return invalid(format!("a secret has at most {MAX_FIELDS} fields"));
+    }
+    if let Some(exact) = &req.sensitive_exact
+        && let Some(name) = exact.names.iter().find(|n| !has(n))
+    {
+        return invalid(format!(
+            "--sensitive names field '{name}', which this secret does not have"
+        ));
+    }
+    if let Some(notes) = &req.notes {
+        check_notes(notes)?;
+    }
+    if let Some(url) = req.url.as_deref().filter(|u| !u.is_empty()) {
+        check_url(url)?;
+    }
+    if let Some(tags) = &req.tags {
+        let mut distinct: Vec<&str> = Vec::new();
+        for t in &tags.tags {
+            check_tag(t)?;
+            if !distinct.contains(&t.as_str()) {
+                distinct.push(t);
+            }
+        }
+        if distinct.len() > MAX_TAGS {
+            return invalid(format!("a secret has at most {MAX_TAGS} tags"));
+        }
+    }
+    if req.expires_at.is_some_and(|e| e < 0) {
+        return invalid("expiry must be a time after 1970");
+    }
+    if let Some(bindings) = &req.bindings {
+        if bindings.bindings.len() > MAX_BINDINGS {
+            return invalid(format!("a secret has at most {MAX_BINDINGS} bindings"));
+        }
+        for (i, b) in bindings.bindings.iter().enumerate() {
+            names::validate_env_name(&b.env).map_err(|e| Invalid(format!("binding: {e}")))?;
+            if !has(&b.field) {
+                return invalid(format!(
+                    "binding {}={} names a field this secret does not have",
+                    b.env, b.field
+                ));
+            }
+            if bindings.bindings[..i].iter().any(|x| x.env == b.env) {
+                return invalid(format!("binding {} given twice", b.env));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies a `set` request to the current record (if any): checks it whole
+/// ([`check_set`]), then seals the new values with `seal`. Returns the new
+/// record and whether it was created. A sealing failure is `seal`'s own
+/// error (a system fault, not bad input).
+pub fn apply_set<E: From<Invalid>>(
+    current: Option<SecretRecord>,
+    req: &SetRequest,
+    now: i64,
+    mut seal: impl FnMut(Slot<'_>, &[u8]) -> Result<SealedRecord, E>,
+) -> Result<(SecretRecord, bool), E> {
+    check_set(current.as_ref(), req)?;
+    let created = current.is_none();
+    let mut rec = current.unwrap_or_else(|| SecretRecord {
+        created_at: now,
+        ..Default::default()
+    });
+    for f in &req.fields {
         let sealed = seal(Slot::Field(&f.name), &f.value)?;
         match rec.fields.iter_mut().find(|x| x.name == f.name) {
             Some(existing) => {
@@ -187,86 +258,43 @@ pub fn apply_set(
             }),
         }
     }
-    if rec.fields.is_empty() {
-        return invalid(format!(
-            "secret '{}' needs at least one field with a value",
-            req.key
-        ));
-    }
-    if rec.fields.len() > MAX_FIELDS {
-        return invalid(format!("a secret has at most {MAX_FIELDS} fields"));
-    }
-
     if let Some(exact) = &req.sensitive_exact {
-        for name in &exact.names {
-            if !rec.fields.iter().any(|f| &f.name == name) {
-                return invalid(format!(
-                    "--sensitive names field '{name}', which this secret does not have"
-                ));
-            }
-        }
         for f in &mut rec.fields {
             f.sensitive = exact.names.contains(&f.name);
         }
     }
-
     if let Some(notes) = &req.notes {
-        check_notes(notes)?;
-        rec.notes = if notes.is_empty() {
-            None
-        } else {
-            Some(seal(Slot::Notes, notes.as_bytes())?)
+        rec.notes = match notes.as_str() {
+            "" => None,
+            text => Some(seal(Slot::Notes, text.as_bytes())?),
         };
     }
     if let Some(url) = &req.url {
-        rec.url = if url.is_empty() {
-            None
-        } else {
-            check_url(url)?;
-            Some(seal(Slot::Url, url.as_bytes())?)
+        rec.url = match url.as_str() {
+            "" => None,
+            text => Some(seal(Slot::Url, text.as_bytes())?),
         };
     }
     if let Some(tags) = &req.tags {
-        let mut list: Vec<String> = Vec::new();
+        rec.tags.clear();
         for t in &tags.tags {
-            check_tag(t)?;
-            if !list.contains(t) {
-                list.push(t.clone());
+            if !rec.tags.contains(t) {
+                rec.tags.push(t.clone());
             }
         }
-        if list.len() > MAX_TAGS {
-            return invalid(format!("a secret has at most {MAX_TAGS} tags"));
-        }
-        rec.tags = list;
     }
     if let Some(exp) = req.expires_at {
-        if exp < 0 {
-            return invalid("expiry must be a time after 1970");
-        }
         rec.expires_at = (exp != 0).then_some(exp);
     }
     if let Some(bindings) = &req.bindings {
-        if bindings.bindings.len() > MAX_BINDINGS {
-            return invalid(format!("a secret has at most {MAX_BINDINGS} bindings"));
-        }
-        let mut list: Vec<BindingRecord> = Vec::new();
-        for b in &bindings.bindings {
-            names::validate_env_name(&b.env).map_err(|e| Invalid(format!("binding: {e}")))?;
-            if !rec.fields.iter().any(|f| f.name == b.field) {
-                return invalid(format!(
-                    "binding {}={} names a field this secret does not have",
-                    b.env, b.field
-                ));
-            }
-            if list.iter().any(|x| x.env == b.env) {
-                return invalid(format!("binding {} given twice", b.env));
-            }
-            list.push(BindingRecord {
+        rec.bindings = bindings
+            .bindings
+            .iter()
+            .map(|b| BindingRecord {
                 env: b.env.clone(),
                 field: b.field.clone(),
-            });
-        }
-        rec.bindings = list;
+            })
+            .collect();
     }
     rec.updated_at = now;
     Ok((rec, created))
@@ -350,6 +378,8 @@ mod tests {
     use v1::{BindingList, FieldInput, FieldNames, TagList};
 
     fn fake_seal(slot: Slot<'_>, v: &[u8]) -> Result<SealedRecord, Invalid> {
+        // Sealing happens only after every check passed.
+        assert!(!v.contains(&0), "sealed a value that check_set refuses");
         Ok(SealedRecord {
             nonce: format!("{slot:?}").into_bytes(),
             ciphertext: v.to_vec(),
@@ -450,6 +480,47 @@ mod tests {
         let mut notes = set("k", vec![field("value", "v")]);
         notes.notes = Some("n".repeat(MAX_NOTES + 1));
         assert!(apply_set(None, &notes, 1, fake_seal).is_err());
+    }
+
+    #[test]
+    fn nothing_is_sealed_when_any_rule_fails() {
+        let mut req = set("k", vec![field("value", "v"), field("other", "w")]);
+        req.url = Some("ftp://not-http".into());
+        let mut sealed = 0;
+        let r = apply_set(None, &req, 1, |slot, v| {
+            sealed += 1;
+            fake_seal(slot, v)
+        });
+        assert!(r.is_err());
+        assert_eq!(
+            sealed, 0,
+            "a value was sealed before the request was refused"
+        );
+    }
+
+    #[test]
+    fn bindings_and_sensitive_may_name_fields_already_stored() {
+        let (rec, _) = apply_set(
+            None,
+            &set("db", vec![field("user", "u"), field("pw", "p")]),
+            1,
+            fake_seal,
+        )
+        .unwrap();
+        let mut req = set("db", vec![]);
+        req.bindings = Some(BindingList {
+            bindings: vec![v1::Binding {
+                env: "DB_PW".into(),
+                field: "pw".into(),
+            }],
+        });
+        req.sensitive_exact = Some(FieldNames {
+            names: vec!["pw".into()],
+        });
+        let (rec, created) = apply_set(Some(rec), &req, 2, fake_seal).unwrap();
+        assert!(!created);
+        assert_eq!(rec.bindings.len(), 1);
+        assert!(!rec.fields[0].sensitive && rec.fields[1].sensitive);
     }
 
     #[test]

@@ -14,7 +14,6 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use nix::fcntl::{Flock, FlockArg};
 use secretctl_proto::client::MAX_MESSAGE;
 use secretctl_proto::v1::agent_server::AgentServer;
@@ -26,28 +25,29 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::agent::AgentService;
+use crate::error::{IoContext, StartError};
 use crate::runner::RunnerService;
 use crate::service::daemon::DaemonService;
 use crate::service::vault::VaultService;
 use crate::session::{LockReason, Session};
 
 /// Creates the socket directory (mode 0700) if missing and checks it.
-pub fn prepare_socket_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn prepare_socket_dir(dir: &Path) -> Result<(), StartError> {
     if let Err(e) = std::fs::symlink_metadata(dir) {
         if e.kind() != ErrorKind::NotFound {
             return Err(e)
-                .with_context(|| format!("cannot inspect socket directory {}", dir.display()));
+                .context_of(|| format!("cannot inspect socket directory {}", dir.display()));
         }
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
+                .context_of(|| format!("cannot create {}", parent.display()))?;
         }
         match std::fs::DirBuilder::new().mode(0o700).create(dir) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => {
                 return Err(e)
-                    .with_context(|| format!("cannot create socket directory {}", dir.display()));
+                    .context_of(|| format!("cannot create socket directory {}", dir.display()));
             }
         }
     }
@@ -55,48 +55,50 @@ pub fn prepare_socket_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Refuses a directory that is a symlink, not ours, or open to others.
-pub fn check_private_dir(dir: &Path, uid: u32) -> anyhow::Result<()> {
+pub fn check_private_dir(dir: &Path, uid: u32) -> Result<(), StartError> {
     let meta = std::fs::symlink_metadata(dir)
-        .with_context(|| format!("cannot inspect socket directory {}", dir.display()))?;
+        .context_of(|| format!("cannot inspect socket directory {}", dir.display()))?;
     let d = dir.display();
     if meta.file_type().is_symlink() {
-        bail!(
+        return Err(StartError::Refused(format!(
             "socket directory {d} is a symlink: refusing to use it (remove it, or set SECRETCTL_SOCKET to a path in a private directory)"
-        );
+        )));
     }
     if !meta.is_dir() {
-        bail!("socket directory {d} is not a directory");
+        return Err(StartError::Refused(format!(
+            "socket directory {d} is not a directory"
+        )));
     }
     if meta.uid() != uid {
-        bail!(
+        return Err(StartError::Refused(format!(
             "socket directory {d} is owned by uid {}, not by you (uid {uid}): refusing to use it",
             meta.uid()
-        );
+        )));
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        bail!(
+        return Err(StartError::Refused(format!(
             "socket directory {d} has mode {mode:04o}, open to group or others: run 'chmod 700 {d}'"
-        );
+        )));
     }
     Ok(())
 }
 
 /// Takes the one-daemon-per-socket lock at `<socket>.lock`.
-pub fn take_instance_lock(socket: &Path) -> anyhow::Result<Flock<std::fs::File>> {
+pub fn take_instance_lock(socket: &Path) -> Result<Flock<std::fs::File>, StartError> {
     let path = lock_path(socket);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        .context_of(|| format!("cannot open lock file {}", path.display()))?;
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
-        anyhow::anyhow!(
+        StartError::Refused(format!(
             "another secretctld already serves {} (lock {} is held: {e})",
             socket.display(),
             path.display()
-        )
+        ))
     })
 }
 
@@ -107,17 +109,22 @@ fn lock_path(socket: &Path) -> PathBuf {
 }
 
 /// Binds the socket, removing a stale one only if nothing answers on it.
-pub async fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
+pub async fn bind(socket: &Path) -> Result<UnixListener, StartError> {
     if std::fs::symlink_metadata(socket).is_ok() {
         match UnixStream::connect(socket).await {
-            Ok(_) => bail!("a daemon already answers on {}", socket.display()),
+            Ok(_) => {
+                return Err(StartError::Refused(format!(
+                    "a daemon already answers on {}",
+                    socket.display()
+                )));
+            }
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
                 tracing::info!(socket = %socket.display(), "removing stale socket");
                 std::fs::remove_file(socket)
-                    .with_context(|| format!("cannot remove stale socket {}", socket.display()))?;
+                    .context_of(|| format!("cannot remove stale socket {}", socket.display()))?;
             }
             Err(e) => {
-                return Err(e).with_context(|| {
+                return Err(e).context_of(|| {
                     format!(
                         "{} exists and is not a socket we can replace",
                         socket.display()
@@ -127,9 +134,9 @@ pub async fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
         }
     }
     let listener = UnixListener::bind(socket)
-        .with_context(|| format!("cannot bind socket {}", socket.display()))?;
+        .context_of(|| format!("cannot bind socket {}", socket.display()))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot set mode 0600 on {}", socket.display()))?;
+        .context_of(|| format!("cannot set mode 0600 on {}", socket.display()))?;
     Ok(listener)
 }
 
@@ -186,7 +193,7 @@ fn peer_checked(
 
 /// Serves the daemon's services on `listener` until SIGTERM or SIGINT, then
 /// locks the vault (zeroizing the key) and removes the socket.
-pub async fn serve(session: Arc<Session>, listener: UnixListener) -> anyhow::Result<()> {
+pub async fn serve(session: Arc<Session>, listener: UnixListener) -> Result<(), StartError> {
     let (incoming, accept_task) = peer_checked(listener, session.audit.clone());
     let idle = tokio::spawn(session.clone().run_idle_timer());
     tracing::info!(socket = %session.paths.socket.display(), pid = std::process::id(), service_managed = session.service_managed, "secretctld ready");
@@ -222,7 +229,7 @@ pub async fn serve(session: Arc<Session>, listener: UnixListener) -> anyhow::Res
         let _ = std::fs::remove_file(&session.paths.socket);
     }
     tracing::info!("secretctld stopped");
-    result.context("gRPC server failed")
+    Ok(result?)
 }
 
 async fn shutdown_signal() {

@@ -40,9 +40,14 @@ pub enum Gate {
 /// Whether a request counts as activity for the idle timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Use {
-    /// Decrypts or injects a secret: resets the idle timer.
+    /// Hands a value to someone (get, a masked value, a non-sensitive
+    /// field) or injects it into a run: resets the idle timer.
     Secret,
-    /// Only looks (list, metadata without values): leaves the timer alone.
+    /// Lets no secret value leave the daemon: list, exists, metadata (notes,
+    /// URL and non-sensitive fields are not secrets), fields, the security
+    /// score (which decrypts values to judge them but returns only names).
+    /// Leaves the timer alone, so a client polling these cannot keep an
+    /// unlocked vault awake.
     Look,
 }
 

@@ -239,7 +239,7 @@ impl Store {
             count: Default::default(),
         };
         store.count.store(store.count_on_disk()?, Ordering::SeqCst);
-        store.write(|meta, _| {
+        store.write_meta(|meta| {
             meta.insert(HEADER_KEY, prost::Message::encode_to_vec(header).as_slice())?;
             Ok(())
         })?;
@@ -274,7 +274,7 @@ impl Store {
 
     /// Replaces the failure counter (one transaction).
     pub fn set_failures(&self, f: &Failures) -> Result<(), StoreError> {
-        self.write(|meta, _| {
+        self.write_meta(|meta| {
             if f.count == 0 {
                 meta.remove(FAILURES_KEY)?;
             } else {
@@ -293,7 +293,7 @@ impl Store {
 
     /// Replaces the audit anchor (one transaction).
     pub fn set_audit_anchor(&self, a: &AuditAnchor) -> Result<(), StoreError> {
-        self.write(|meta, _| {
+        self.write_meta(|meta| {
             meta.insert(
                 AUDIT_ANCHOR_KEY,
                 prost::Message::encode_to_vec(a).as_slice(),
@@ -368,7 +368,7 @@ impl Store {
         mut visit: impl FnMut(&str, M),
     ) -> Result<(), StoreError> {
         self.scan_raw(prefix, |key, bytes| {
-            visit(key, self.decode_record(key, bytes)?);
+            visit(key, self.decode(bytes, key)?);
             Ok(())
         })
     }
@@ -394,15 +394,6 @@ impl Store {
             visit(key, v.value())?;
         }
         Ok(())
-    }
-
-    /// Decodes the stored bytes of secret `key`.
-    pub fn decode_record<M: prost::Message + Default>(
-        &self,
-        key: &str,
-        bytes: &[u8],
-    ) -> Result<M, StoreError> {
-        self.decode(bytes, key)
     }
 
     /// Number of secrets (cached; exact, since every write goes through
@@ -437,23 +428,21 @@ impl Store {
         Ok(v.map(|v| v.value().to_vec()))
     }
 
-    fn write(
+    /// One write transaction on the `meta` table.
+    fn write_meta(
         &self,
-        f: impl FnOnce(
-            &mut redb::Table<&str, &[u8]>,
-            &mut redb::Table<&str, &[u8]>,
-        ) -> Result<(), redb::Error>,
+        f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<(), redb::Error>,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
-            let mut secrets = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
-            f(&mut meta, &mut secrets).map_err(|e| self.err(e))?;
+            f(&mut meta).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
     }
 
-    fn decode<M: prost::Message + Default>(
+    /// Decodes stored bytes (`what`: the secret or meta entry they belong to).
+    pub fn decode<M: prost::Message + Default>(
         &self,
         bytes: &[u8],
         what: &str,

@@ -273,11 +273,11 @@ impl Vault {
         current: Option<SecretRecord>,
         req: &v1::SetRequest,
         now: i64,
-    ) -> Result<(SecretRecord, bool), Invalid> {
+    ) -> Result<(SecretRecord, bool), VaultError> {
         secret::apply_set(current, req, now, |slot, plain| {
             crypto::seal(dk, &self.aad(&req.key, slot), plain)
                 .map(to_record)
-                .map_err(|e| Invalid(e.to_string()))
+                .map_err(VaultError::Crypto)
         })
     }
 
@@ -373,7 +373,7 @@ impl Vault {
             let mut out = Vec::with_capacity(part.len());
             for &(k, v, end) in part {
                 let key = std::str::from_utf8(&raw[k..v]).expect("redb keys are &str");
-                let rec: SecretSummary = self.store.decode_record(key, &raw[v..end])?;
+                let rec: SecretSummary = self.store.decode(&raw[v..end], key)?;
                 let tag_ok = filter.tag.as_ref().is_none_or(|t| rec.tags.contains(t));
                 let exp_ok = filter
                     .expiring_before
