@@ -3,9 +3,10 @@
 
 /// Every message whose fields may hold a password, a value, notes or a URL.
 /// Each gets a hand-written redacting `Debug` in `src/redacted.rs`.
-const VALUE_BEARING: [&str; 14] = [
+const VALUE_BEARING: [&str; 15] = [
     ".secretctl.v1.InitRequest",
     ".secretctl.v1.UnlockRequest",
+    ".secretctl.v1.ReauthRequest",
     ".secretctl.v1.FieldInput",
     ".secretctl.v1.SetRequest",
     ".secretctl.v1.GetResponse",

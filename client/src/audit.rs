@@ -86,7 +86,7 @@ fn csv_row(r: &Value) -> String {
 }
 
 pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
-    let (client, _) = connect::connect().await?;
+    let (client, st) = connect::connect().await?;
     match cmd {
         AuditCommand::List(f) => {
             let records = client
@@ -112,9 +112,10 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                     };
                     let status = if v["success"] == true { "ok" } else { "FAILED" };
                     println!(
-                        "{seq:>6} {} {:<5} {:<18} {:<6} keys=[{}]{}{}",
+                        "{seq:>6} {} {:<5} {:<5} {:<18} {:<6} keys=[{}]{}{}",
                         text(&v["ts"]),
                         text(&v["source"]),
+                        text(&v["caller"]),
                         text(&v["action"]),
                         status,
                         text(&v["keys"]),
@@ -183,6 +184,7 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
         }
         AuditCommand::Prune { before } => {
             let before_ms = parse_date(&before)?;
+            crate::reauth::consent(&client, &st, "prune the audit log").await?;
             let r = client
                 .audit()
                 .prune(AuditPruneRequest { before_ms })

@@ -64,6 +64,15 @@ pub enum Command {
     /// Check the MCP command policy (mcp-policy.yaml).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Put config.yaml's agent settings in force.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Run an AI agent (e.g. claude) so that everything it starts is
+    /// treated as an agent's: no values, policy-checked runs.
+    #[command(
+        after_help = "Starts CMD as a registered agent host with SECRETCTL_AGENT=1 in its environment,\nand stays its parent as a child subreaper: even processes that double-fork or\nsetsid stay below it and are classified as the agent's. Exits with CMD's code.\n\nExamples:\n  secretctl agent -- claude\n  secretctl agent -- npx @google/gemini-cli"
+    )]
+    Agent(AgentArgs),
     /// Install or inspect the secretctld user service (systemd / launchd).
     #[command(subcommand)]
     Service(ServiceCommand),
@@ -147,10 +156,36 @@ pub enum ServiceCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The agent's command and its arguments, after --.
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Validate mcp-policy.yaml and print what it allows, with warnings.
+    /// Validate mcp-policy.yaml and print what it allows, with warnings, and
+    /// whether it differs from the applied copy.
     Check,
+    /// Put mcp-policy.yaml in force: the daemon validates it and keeps a
+    /// sealed copy that agent runs are checked against. Edits to the file
+    /// change nothing until it is applied again. Must be a regular 0600 file
+    /// of yours. An agent's process must be confirmed with the master
+    /// password on a terminal.
+    #[command(
+        after_help = "Examples:\n  $EDITOR ~/.secretctl/mcp-policy.yaml && secretctl policy apply"
+    )]
+    Apply,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Put config.yaml's agent settings (agent.*) in force: limits on agent
+    /// runs and how callers are classified. Other settings are read when
+    /// the daemon starts. An agent's process must be confirmed with the
+    /// master password on a terminal.
+    Apply,
 }
 
 #[derive(Debug, Args)]
@@ -356,7 +391,10 @@ impl Command {
             Command::Audit(AuditCommand::Verify) => "audit verify",
             Command::Audit(AuditCommand::Export { .. }) => "audit export",
             Command::Audit(AuditCommand::Prune { .. }) => "audit prune",
-            Command::Policy(_) => "policy check",
+            Command::Policy(PolicyCommand::Check) => "policy check",
+            Command::Policy(PolicyCommand::Apply) => "policy apply",
+            Command::Config(ConfigCommand::Apply) => "config apply",
+            Command::Agent(_) => "agent",
             Command::Service(ServiceCommand::Install { .. }) => "service install",
             Command::Service(ServiceCommand::Uninstall { .. }) => "service uninstall",
             Command::Service(ServiceCommand::Status { .. }) => "service status",

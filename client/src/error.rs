@@ -141,8 +141,27 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// The daemon's refusal of an agent's request (contract §9), if that is
+/// what `err` is: it names the reason and the way out by itself.
+fn agent_refusal(err: &anyhow::Error) -> Option<&str> {
+    err.chain()
+        .find_map(|c| match c.downcast_ref::<RpcError>() {
+            Some(RpcError::Status(s))
+                if s.code() == Code::PermissionDenied
+                    && s.metadata().contains_key(secretctl_proto::REAUTH_METADATA) =>
+            {
+                Some(s.message())
+            }
+            _ => None,
+        })
+}
+
 /// Prints the error lines for command `cmd` to stderr; returns the exit code.
 pub fn report(cmd: &str, err: &anyhow::Error) -> i32 {
+    if let Some(refusal) = agent_refusal(err) {
+        eprintln!("secretctl {cmd}: {refusal}");
+        return DENIED;
+    }
     if !is_broken_pipe(err) {
         // `{:#}` joins the context chain with ": ", outermost first.
         eprintln!("secretctl {cmd}: {err:#}");

@@ -4,6 +4,7 @@
 //! prints answers and errors with the contract's exit codes.
 #![forbid(unsafe_code)]
 
+mod agent;
 mod audit;
 mod cli;
 mod connect;
@@ -12,6 +13,7 @@ mod flags;
 mod mcp;
 mod output;
 mod password;
+mod reauth;
 mod run;
 mod secrets;
 mod service;
@@ -21,7 +23,7 @@ mod templates;
 
 use clap::Parser;
 
-use cli::{Cli, Command, PolicyCommand, ServiceCommand};
+use cli::{Cli, Command, ConfigCommand, PolicyCommand, ServiceCommand};
 
 /// Runs one command; `Ok` holds the exit code (0, or a run's child's code).
 async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
@@ -38,6 +40,9 @@ async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
         Command::Run(a) => run::run(a).await,
         Command::Audit(c) => done(audit::run(c, json).await),
         Command::Policy(PolicyCommand::Check) => done(mcp::policy_check(json).await),
+        Command::Policy(PolicyCommand::Apply) => done(mcp::apply(mcp::Apply::Policy, json).await),
+        Command::Config(ConfigCommand::Apply) => done(mcp::apply(mcp::Apply::Config, json).await),
+        Command::Agent(a) => agent::run(a).await,
         Command::McpServer => mcp::exec_shim(),
         Command::Service(ServiceCommand::Install { print }) => done(service::install(print).await),
         Command::Service(ServiceCommand::Uninstall { print }) => {

@@ -1,4 +1,4 @@
-//! `policy check` and `mcp-server`.
+//! `policy check`, `policy apply`, `config apply` and `mcp-server`.
 
 use anyhow::Context;
 use std::os::unix::process::CommandExt;
@@ -31,9 +31,10 @@ pub async fn policy_check(json_out: bool) -> Result<()> {
             "entries": r.entries.iter().map(|e| json!({"list": e.list, "entry": e.entry, "resolves_to": e.resolves_to})).collect::<Vec<_>>(),
             "env_aliases": r.env_aliases,
             "warnings": r.warnings,
+            "applied": r.applied_state,
         }))?;
     } else if r.error.is_empty() {
-        println!("policy: {} (valid)", r.path);
+        println!("policy: {} (valid; {})", r.path, r.applied_state);
         println!("default_action: {}", r.default_action);
         for e in &r.entries {
             println!("{:<8} {:<24} -> {}", e.list, e.entry, e.resolves_to);
@@ -44,12 +45,49 @@ pub async fn policy_check(json_out: bool) -> Result<()> {
         for w in &r.warnings {
             eprintln!("warning: {w}");
         }
+        if r.applied_state != "applied" {
+            eprintln!(
+                "note: agents are held to the applied copy, not to this file: run 'secretctl policy apply' to put it in force"
+            );
+        }
     }
     if r.error.is_empty() {
         Ok(())
     } else {
         Err(CliError::error(r.error).into())
     }
+}
+
+/// Which settings file `apply` puts in force.
+#[derive(Debug, Clone, Copy)]
+pub enum Apply {
+    Policy,
+    Config,
+}
+
+/// `policy apply` / `config apply`: the daemon reads and validates the file
+/// and stores it as the copy agents are held to.
+pub async fn apply(which: Apply, json_out: bool) -> Result<()> {
+    let (client, st) = connect::connect().await?;
+    let (what, call) = match which {
+        Apply::Policy => ("apply mcp-policy.yaml (what agents may run)", "policy"),
+        Apply::Config => ("apply config.yaml (the agent settings)", "config"),
+    };
+    crate::reauth::consent(&client, &st, what).await?;
+    let req = secretctl_proto::v1::ApplyRequest {};
+    let r = match which {
+        Apply::Policy => client.daemon().policy_apply(req).await,
+        Apply::Config => client.daemon().config_apply(req).await,
+    }
+    .map_err(|s| client.classify(s))
+    .with_context(|| format!("cannot apply the {call} file"))?
+    .into_inner();
+    if json_out {
+        print_json(&json!({"path": r.path, "applied": true, "summary": r.summary}))?;
+    } else {
+        println!("{}: {}", r.path, r.summary);
+    }
+    Ok(())
 }
 
 /// Replaces this process with `secretctl-mcp` (next to this executable,

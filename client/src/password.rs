@@ -99,8 +99,32 @@ pub fn value(label: &str, echo: bool) -> Result<Zeroizing<Vec<u8>>> {
 
 /// The master password: `--password-stdin`, else `SECRETCTL_PASSWORD`, else
 /// a no-echo prompt (asked twice when `confirm`, for `init`). Empty is
-/// refused.
-pub fn master_password(from_stdin: bool, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
+/// refused. For an agent's process (`agent`: why the daemon says so) only
+/// the terminal counts (contract §9).
+pub fn master_password(
+    from_stdin: bool,
+    confirm: bool,
+    agent: Option<&str>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    if let Some(why) = agent {
+        if from_stdin || std::env::var_os("SECRETCTL_PASSWORD").is_some_and(|v| !v.is_empty()) {
+            eprintln!(
+                "secretctl: ignoring SECRETCTL_PASSWORD and --password-stdin ({why}): the master password is read from the terminal only"
+            );
+        }
+        let pw = rpassword::prompt_password("Master password: ").map_err(|_| {
+            CliError::new(
+                crate::error::DENIED,
+                format!("refused: {why}; the master password of an agent's process is read from a terminal only, and there is none"),
+            )
+            .hint("run it in your own terminal")
+        })?;
+        let pw = Zeroizing::new(pw.into_bytes());
+        if pw.is_empty() {
+            return Err(CliError::usage("the password is empty").into());
+        }
+        return Ok(pw);
+    }
     let pw: Zeroizing<Vec<u8>> = if from_stdin {
         read_stdin_value().context("cannot read the password")?
     } else if let Some(env) = std::env::var_os("SECRETCTL_PASSWORD").filter(|v| !v.is_empty()) {

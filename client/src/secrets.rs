@@ -34,6 +34,7 @@ pub async fn set(a: SetArgs, json_out: bool) -> Result<()> {
     let interactive = password::interactive();
     let plan = set_request::plan(&a, interactive)?;
     let (client, st) = connect::connect().await?;
+    crate::reauth::consent(&client, &st, &format!("store secret '{}'", a.key)).await?;
     // Someone about to type secrets at a prompt learns now, not after,
     // that the daemon would refuse them. Scripts just get its answer.
     if interactive && !plan.asks().is_empty() {
@@ -87,7 +88,7 @@ struct GetJson<'a> {
 
 pub async fn get(a: GetArgs, json_out: bool) -> Result<()> {
     check_key(&a.key)?;
-    let (client, _) = connect::connect().await?;
+    let (client, st) = connect::connect().await?;
     if a.show_metadata {
         let resp = client
             .vault()
@@ -98,6 +99,7 @@ pub async fn get(a: GetArgs, json_out: bool) -> Result<()> {
             .into_inner();
         return print_metadata(resp, json_out);
     }
+    crate::reauth::consent(&client, &st, &format!("read the value of '{}'", a.key)).await?;
     let mut resp = client
         .vault()
         .get(GetRequest {
@@ -232,7 +234,8 @@ pub async fn list(a: ListArgs, json_out: bool) -> Result<()> {
 
 pub async fn delete(a: DeleteArgs, json_out: bool) -> Result<()> {
     check_key(&a.key)?;
-    let (client, _) = connect::connect().await?;
+    let (client, st) = connect::connect().await?;
+    crate::reauth::consent(&client, &st, &format!("delete secret '{}'", a.key)).await?;
     if !a.force && password::interactive() {
         eprint!("delete {}? [y/N] ", a.key);
         let mut answer = String::new();

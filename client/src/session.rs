@@ -60,7 +60,8 @@ pub async fn init(a: InitArgs, json_out: bool) -> Result<()> {
                 .into(),
         );
     }
-    let mut pw = password::master_password(a.password_stdin, true)?;
+    let agent = crate::reauth::is_agent(&st).then_some(st.caller_reason.as_str());
+    let mut pw = password::master_password(a.password_stdin, true, agent)?;
     let req = InitRequest {
         password: std::mem::take(&mut *pw),
         kdf: kdf_from_args(&a),
@@ -107,7 +108,8 @@ pub async fn unlock(a: UnlockArgs, json_out: bool) -> Result<()> {
             .hint("run 'secretctl init'")
             .into());
     }
-    let mut pw = password::master_password(a.password_stdin, false)?;
+    let agent = crate::reauth::is_agent(&st).then_some(st.caller_reason.as_str());
+    let mut pw = password::master_password(a.password_stdin, false, agent)?;
     let req = UnlockRequest {
         password: std::mem::take(&mut *pw),
         timeout_secs,
@@ -182,11 +184,21 @@ pub fn status_json(st: &StatusResponse) -> serde_json::Value {
         "socket_path": st.socket_path,
         "secret_count": st.secret_count,
         "service_managed": st.service_managed,
+        "caller": {"class": st.caller_class, "reason": st.caller_reason},
+        "policy": st.policy_state,
+        "config": st.config_state,
     })
 }
 
 pub async fn status(json_out: bool) -> Result<()> {
-    let (_, st) = connect::connect().await?;
+    let (client, _) = connect::connect().await?;
+    let st = client
+        .daemon()
+        .status(secretctl_proto::v1::StatusRequest { detail: true })
+        .await
+        .map_err(|s| client.classify(s))
+        .context("cannot read the daemon's status")?
+        .into_inner();
     if json_out {
         return print_json(&status_json(&st));
     }
@@ -216,6 +228,9 @@ pub async fn status(json_out: bool) -> Result<()> {
     println!("vault:     {}", st.vault_path);
     println!("socket:    {}", st.socket_path);
     println!("secrets:   {}", st.secret_count);
+    println!("policy:    mcp-policy.yaml {}", st.policy_state);
+    println!("config:    config.yaml {}", st.config_state);
+    println!("caller:    {} ({})", st.caller_class, st.caller_reason);
     Ok(())
 }
 
@@ -268,9 +283,12 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "caller",
+                "config",
                 "idle_lock_deadline",
                 "idle_timeout_secs",
                 "pid",
+                "policy",
                 "protocol",
                 "secret_count",
                 "service_managed",

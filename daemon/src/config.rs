@@ -3,11 +3,20 @@
 //! Every key has a default, so a missing file is fine; a malformed file or an
 //! unknown key stops the daemon with a message naming the line, because a
 //! setting silently ignored (say, a shorter idle timeout) is a security bug.
+//! The file is read like the policy file (`private_file`: no symlink, ours,
+//! mode 0600).
+//!
+//! The `agent:` section is parsed here but enforced only from the copy a
+//! user applied (`secretctl config apply`, see `applied`): an agent that
+//! edits the file cannot widen what agents may do.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::caller::classify::Rules;
+use crate::private_file::FileError;
 
 /// Limits on agent (MCP) runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +47,8 @@ impl Default for AgentLimits {
 pub struct Config {
     /// Limits on agent runs.
     pub agent: AgentLimits,
+    /// How callers are classified (contract §9).
+    pub agent_rules: Rules,
     /// Audit segment size before rotation.
     pub audit_segment_bytes: u64,
     /// Idle time after which an unlocked vault locks itself (`unlock` default).
@@ -50,6 +61,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             agent: AgentLimits::default(),
+            agent_rules: Rules::default(),
             audit_segment_bytes: crate::audit::DEFAULT_SEGMENT_BYTES,
             idle_timeout: Duration::from_secs(3600),
             max_idle_timeout: Duration::from_secs(30 * 86400),
@@ -80,32 +92,38 @@ struct RawAgent {
     output_cap_bytes: Option<usize>,
     default_timeout: Option<String>,
     max_timeout: Option<String>,
+    classify: Option<bool>,
+    headless: Option<String>,
+    host_depth: Option<usize>,
+    markers: Option<Vec<String>>,
 }
 
 /// A config file that could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Parse { path: String, message: String },
-}
+pub type ConfigError = FileError;
+
+/// What the config file is called in messages.
+pub const WHAT: &str = "config file";
+/// Largest config file read.
+const MAX_CONFIG: u64 = 64 * 1024;
 
 impl Config {
+    /// Reads the file's text, checked; `None` when there is no file.
+    pub fn read(path: &Path) -> Result<Option<String>, ConfigError> {
+        match crate::private_file::read(path, WHAT, MAX_CONFIG) {
+            Ok(text) => Ok(Some(text)),
+            Err(FileError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Loads `path`; a missing file gives the defaults.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&text).map_err(|message| ConfigError::Parse {
-                path: path.display().to_string(),
+        match Config::read(path)? {
+            None => Ok(Config::default()),
+            Some(text) => Config::parse(&text).map_err(|message| FileError::Invalid {
+                what: WHAT,
+                path: path.to_path_buf(),
                 message,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(source) => Err(ConfigError::Read {
-                path: path.display().to_string(),
-                source,
             }),
         }
     }
@@ -160,6 +178,44 @@ impl Config {
                     "agent.default_timeout must be positive and at most agent.max_timeout".into(),
                 );
             }
+            let rules = &mut cfg.agent_rules;
+            if let Some(on) = a.classify {
+                rules.enabled = on;
+            }
+            match a.headless.as_deref() {
+                None | Some("user") => {}
+                Some("agent") => rules.headless_agent = true,
+                Some(other) => {
+                    return Err(format!(
+                        "agent.headless must be 'agent' or 'user', not {other:?}"
+                    ));
+                }
+            }
+            if let Some(d) = a.host_depth {
+                if !(1..=8).contains(&d) {
+                    return Err("agent.host_depth must be 1..=8".into());
+                }
+                rules.host_depth = d;
+            }
+            if let Some(extra) = a.markers {
+                if extra.len() > 64 {
+                    return Err("agent.markers holds at most 64 names".into());
+                }
+                for m in extra {
+                    let ok = !m.is_empty()
+                        && m.len() <= 128
+                        && !m.starts_with(|c: char| c.is_ascii_digit())
+                        && m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                    if !ok {
+                        return Err(format!(
+                            "agent.markers: {m:?} is not an environment variable name"
+                        ));
+                    }
+                    if !rules.markers.contains(&m) {
+                        rules.markers.push(m);
+                    }
+                }
+            }
         }
         if cfg.idle_timeout.is_zero() || cfg.idle_timeout > cfg.max_idle_timeout {
             return Err("idle_timeout must be positive and at most max_idle_timeout".into());
@@ -179,6 +235,16 @@ mod tests {
         assert_eq!(
             Config::load(&dir.path().join("none.yaml")).unwrap(),
             Config::default()
+        );
+        let open = dir.path().join("open.yaml");
+        std::fs::write(&open, "idle_timeout: 1h\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            Config::load(&open)
+                .unwrap_err()
+                .to_string()
+                .contains("chmod 600")
         );
     }
 
@@ -204,6 +270,24 @@ mod tests {
                 .unwrap_err()
                 .contains("bogus")
         );
+    }
+
+    #[test]
+    fn reads_classification_rules() {
+        let cfg = Config::parse(
+            "agent:\n  classify: false\n  headless: agent\n  host_depth: 2\n  markers: [MY_AGENT]\n",
+        )
+        .unwrap();
+        let r = &cfg.agent_rules;
+        assert!(!r.enabled && r.headless_agent);
+        assert_eq!(r.host_depth, 2);
+        assert!(r.markers.contains(&"MY_AGENT".to_string()));
+        assert!(
+            r.markers.contains(&"CLAUDECODE".to_string()),
+            "defaults stay"
+        );
+        assert!(Config::parse("agent:\n  headless: maybe\n").is_err());
+        assert!(Config::parse("agent:\n  markers: [\"A=B\"]\n").is_err());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 pub mod activation;
 pub mod agent;
+pub mod applied;
 pub mod audit;
+pub mod caller;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -11,6 +13,7 @@ pub mod error;
 pub mod hardening;
 pub mod keyring;
 pub mod policy;
+pub mod private_file;
 pub mod redact;
 pub mod runner;
 pub mod secret;

@@ -32,6 +32,10 @@ const ENV_HELP: &str = "Environment:
   SECRETCTL_LOG     log filter, e.g. info or secretctld=debug (logs go to stderr)";
 
 fn main() -> std::process::ExitCode {
+    // A run supervisor is this binary re-executed: nothing else may happen
+    // first (no logging: its stdio belongs to the run's child).
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    secretctld::runner::supervisor::run_if_asked(&argv);
     let args = Args::parse();
     init_tracing();
     match run(args) {
@@ -58,6 +62,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     // Files we create (vault, lock, socket) are ours alone.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     hardening::harden_process();
+    secretctld::runner::orphans::become_subreaper();
 
     let home = match args.home {
         Some(h) => h,

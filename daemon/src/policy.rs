@@ -1,17 +1,14 @@
 //! The policy file, `$SECRETCTL_HOME/mcp-policy.yaml` (contract §7).
 //!
-//! Owns loading and validating the file. It is re-read on every use, so
-//! edits take effect without a restart (the file is small; a read costs
-//! microseconds next to spawning a process).
+//! Owns reading and validating the file. The daemon does not enforce the
+//! file as it is: a user applies it (`secretctl policy apply`, see
+//! `applied`), and the applied copy is what runs are checked against.
 //!
-//! Invariants: the file is opened with `O_NOFOLLOW` and checked through
-//! that same descriptor (a regular file, owned by us, no group/other bits),
-//! so it cannot be swapped between check and read; unknown keys and any
+//! Invariants: the file is read through `private_file` (`O_NOFOLLOW`, a
+//! regular file of ours without group/other bits); unknown keys and any
 //! `version` but 1 are refused with a message naming them.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use secretctl_proto::names;
@@ -54,97 +51,25 @@ pub struct Policy {
     pub trusted_directories: Vec<PathBuf>,
 }
 
-/// Why the policy cannot be used; each message names the fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PolicyError {
-    #[error("no policy file at {0}: create it (see docs/policy.md) with mode 0600")]
-    Missing(PathBuf),
-    #[error("policy file {path} {problem}: {fix}")]
-    Insecure {
-        path: PathBuf,
-        problem: String,
-        fix: String,
-    },
-    #[error("policy file {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+/// Why the policy file cannot be used; each message names the fix.
+pub type PolicyError = crate::private_file::FileError;
+
+/// What the policy file is called in messages.
+pub const WHAT: &str = "policy file";
+
+/// Reads the policy file's text, checked (see `private_file`).
+pub fn read(path: &Path) -> Result<String, PolicyError> {
+    crate::private_file::read(path, WHAT, MAX_POLICY)
 }
 
 /// Reads and validates the policy file at `path`.
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-    let mut file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(PolicyError::Missing(path.to_path_buf()));
-        }
-        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-            return Err(insecure(
-                path,
-                "is a symlink",
-                format!(
-                    "replace it with a regular file: cp --remove-destination \"$(readlink -f {0})\" {0}",
-                    path.display()
-                ),
-            ));
-        }
-        Err(e) => {
-            return Err(PolicyError::Invalid {
-                path: path.to_path_buf(),
-                message: format!("cannot open: {e}"),
-            });
-        }
-    };
-    let meta = file
-        .metadata()
-        .map_err(|e| invalid(path, format!("cannot stat: {e}")))?;
-    if !meta.is_file() {
-        return Err(insecure(
-            path,
-            "is not a regular file",
-            "replace it with a regular file".into(),
-        ));
-    }
-    let uid = nix::unistd::geteuid().as_raw();
-    if meta.uid() != uid {
-        return Err(insecure(
-            path,
-            &format!("is owned by uid {}, not by you (uid {uid})", meta.uid()),
-            format!("chown {uid} {}", path.display()),
-        ));
-    }
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(insecure(
-            path,
-            &format!("has mode {mode:04o}, writable or readable by others"),
-            format!("chmod 600 {}", path.display()),
-        ));
-    }
-    if meta.len() > MAX_POLICY {
-        return Err(invalid(path, "is larger than 1 MiB".into()));
-    }
-    let mut text = String::new();
-    file.read_to_string(&mut text)
-        .map_err(|e| invalid(path, format!("cannot read as UTF-8: {e}")))?;
-    parse(&text).map_err(|message| invalid(path, message))
-}
-
-fn insecure(path: &Path, problem: &str, fix: String) -> PolicyError {
-    PolicyError::Insecure {
-        path: path.to_path_buf(),
-        problem: problem.to_string(),
-        fix,
-    }
-}
-
-fn invalid(path: &Path, message: String) -> PolicyError {
-    PolicyError::Invalid {
+    let text = read(path)?;
+    parse(&text).map_err(|message| PolicyError::Invalid {
+        what: WHAT,
         path: path.to_path_buf(),
         message,
-    }
+    })
 }
 
 /// Parses and validates policy text.
@@ -334,7 +259,7 @@ trusted_directories: [/home/linuxbrew/.linuxbrew/bin]
     fn file_checks() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mcp-policy.yaml");
-        assert!(matches!(load(&path), Err(PolicyError::Missing(_))));
+        assert!(matches!(load(&path), Err(PolicyError::Missing { .. })));
         std::fs::write(&path, SAMPLE).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = load(&path).unwrap_err().to_string();

@@ -25,6 +25,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::agent::AgentService;
+use crate::caller::Conn;
+use crate::caller::conn::PeerStream;
 use crate::error::{IoContext, StartError};
 use crate::runner::RunnerService;
 use crate::service::daemon::DaemonService;
@@ -140,14 +142,16 @@ pub async fn bind(socket: &Path) -> Result<UnixListener, StartError> {
     Ok(listener)
 }
 
-/// Accepts connections, passing on only those from our own uid.
+/// Accepts connections, passing on only those from our own uid, each
+/// with its caller classified (contract §9).
 fn peer_checked(
     listener: UnixListener,
-    audit: crate::audit::Audit,
+    session: Arc<Session>,
 ) -> (
-    ReceiverStream<std::io::Result<UnixStream>>,
+    ReceiverStream<std::io::Result<PeerStream>>,
     tokio::task::JoinHandle<()>,
 ) {
+    let audit = session.audit.clone();
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let uid = nix::unistd::geteuid().as_raw();
     let task = tokio::spawn(async move {
@@ -163,7 +167,10 @@ fn peer_checked(
             };
             match stream.peer_cred() {
                 Ok(cred) if cred.uid() == uid => {
-                    if tx.send(Ok(stream)).await.is_err() {
+                    let caller = session.caller.classify(cred.pid());
+                    tracing::debug!(pid = ?cred.pid(), class = caller.class.as_str(), reason = %caller.reason, "connection");
+                    let conn = Conn::new(crate::audit::peer(cred.pid(), cred.uid()), caller);
+                    if tx.send(Ok(PeerStream::new(stream, conn))).await.is_err() {
                         return;
                     }
                 }
@@ -194,8 +201,9 @@ fn peer_checked(
 /// Serves the daemon's services on `listener` until SIGTERM or SIGINT, then
 /// locks the vault (zeroizing the key) and removes the socket.
 pub async fn serve(session: Arc<Session>, listener: UnixListener) -> Result<(), StartError> {
-    let (incoming, accept_task) = peer_checked(listener, session.audit.clone());
+    let (incoming, accept_task) = peer_checked(listener, session.clone());
     let idle = tokio::spawn(session.clone().run_idle_timer());
+    let orphans = tokio::spawn(crate::runner::orphans::watch(session.clone()));
     tracing::info!(socket = %session.paths.socket.display(), pid = std::process::id(), service_managed = session.service_managed, "secretctld ready");
     crate::activation::notify_ready();
     let result = tonic::transport::Server::builder()
@@ -223,6 +231,7 @@ pub async fn serve(session: Arc<Session>, listener: UnixListener) -> Result<(), 
         .await;
     accept_task.abort();
     idle.abort();
+    orphans.abort();
     session.lock(LockReason::Shutdown, None);
     if !session.service_managed {
         // An inherited socket belongs to the service manager, which reuses it.

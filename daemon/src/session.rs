@@ -17,8 +17,11 @@ use tokio::sync::watch;
 // tokio's clock, so the idle timer can be tested with paused time.
 use tokio::time::Instant;
 
-use crate::audit::{self, Audit, record::Peer};
-use crate::config::Config;
+use crate::applied::Applied;
+use crate::audit::{self, Audit};
+use crate::caller::classify::Classifier;
+use crate::caller::registry::Registry;
+use crate::config::{AgentLimits, Config};
 use crate::keyring::DataKey;
 use crate::vault::Vault;
 
@@ -75,6 +78,12 @@ pub struct Session {
     /// Serialises unlock and init so concurrent guesses cannot race the
     /// failure counter.
     pub unlock_gate: tokio::sync::Mutex<()>,
+    /// Who is calling: the classifier and its registries.
+    pub caller: Classifier,
+    /// The policy and agent settings a user applied.
+    pub applied: Applied,
+    /// Slots for agent runs (width: the applied `agent.max_concurrent_runs`).
+    agent_slots: RwLock<(usize, Arc<tokio::sync::Semaphore>)>,
     vault: RwLock<Option<Arc<Vault>>>,
     unlocked: Mutex<Option<Unlocked>>,
     deadline_tx: watch::Sender<Option<Instant>>,
@@ -93,12 +102,16 @@ impl Session {
         if let Some(v) = &vault {
             audit.set_vault(v.clone());
         }
+        let width = AgentLimits::default().max_concurrent_runs;
         Arc::new(Session {
             paths,
             audit,
             config,
             service_managed,
             unlock_gate: tokio::sync::Mutex::new(()),
+            caller: Classifier::new(Registry::load(vault.clone())),
+            applied: Applied::default(),
+            agent_slots: RwLock::new((width, Arc::new(tokio::sync::Semaphore::new(width)))),
             vault: RwLock::new(vault),
             unlocked: Mutex::new(None),
             deadline_tx: watch::Sender::new(None),
@@ -118,6 +131,7 @@ impl Session {
     pub fn set_vault(&self, vault: Vault) {
         let vault = Arc::new(vault);
         self.audit.set_vault(vault.clone());
+        self.caller.registry.set_vault(vault.clone());
         *self.vault.write().expect("vault lock is never poisoned") = Some(vault);
     }
 
@@ -133,9 +147,18 @@ impl Session {
         Ok((vault, u.key.clone()))
     }
 
-    /// Holds `key` until `timeout` passes without a request that uses it.
+    /// Holds `key` until `timeout` passes without a request that uses it,
+    /// and puts the applied policy and agent settings in force.
     pub fn unlock(&self, key: DataKey, timeout: Duration) {
         self.audit.unlocked(&key);
+        if let Ok(vault) = self.vault() {
+            match self.applied.load(&vault, &key) {
+                Ok(()) => self.agent_settings_changed(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the applied policy and settings; agent runs are refused")
+                }
+            }
+        }
         let deadline = Instant::now() + timeout;
         *self.unlocked.lock().expect("key lock is never poisoned") = Some(Unlocked {
             key: Arc::new(key),
@@ -147,7 +170,7 @@ impl Session {
 
     /// Drops the key (audited as `who`, or as the daemon itself). Returns
     /// whether it was held.
-    pub fn lock(&self, reason: LockReason, who: Option<Peer>) -> bool {
+    pub fn lock(&self, reason: LockReason, who: Option<&crate::caller::Conn>) -> bool {
         let was = self
             .unlocked
             .lock()
@@ -156,7 +179,10 @@ impl Session {
         self.deadline_tx.send_replace(None);
         if was.is_some() {
             tracing::info!(?reason, "vault locked");
-            let mut rec = audit::event("lock", "cli", who.unwrap_or_else(audit::daemon_peer));
+            let mut rec = match who {
+                Some(conn) => conn.event("lock", "cli"),
+                None => audit::event("lock", "cli", audit::daemon_peer()),
+            };
             let why = match reason {
                 LockReason::Manual => "manual",
                 LockReason::IdleTimeout => "idle timeout",
@@ -168,6 +194,42 @@ impl Session {
             self.audit.locked();
         }
         was.is_some()
+    }
+
+    /// The limits on agent runs now in force (the applied config's).
+    pub fn agent_limits(&self) -> AgentLimits {
+        self.applied.config().agent
+    }
+
+    /// The applied policy, or why agent runs are refused.
+    pub fn applied_policy(&self) -> Result<crate::policy::Policy, String> {
+        self.applied
+            .policy(&self.paths.home.join(secretctl_proto::paths::POLICY_FILE))
+    }
+
+    /// The queue of agent runs.
+    pub fn agent_run_slots(&self) -> Arc<tokio::sync::Semaphore> {
+        self.agent_slots
+            .read()
+            .expect("slots lock is never poisoned")
+            .1
+            .clone()
+    }
+
+    /// Puts the applied config's `agent.*` settings in force: the
+    /// classification rules and the width of the run queue (runs holding a
+    /// slot of the old queue keep it).
+    pub fn agent_settings_changed(&self) {
+        let cfg = self.applied.config();
+        self.caller.set_rules(cfg.agent_rules);
+        let width = cfg.agent.max_concurrent_runs;
+        let mut slots = self
+            .agent_slots
+            .write()
+            .expect("slots lock is never poisoned");
+        if slots.0 != width {
+            *slots = (width, Arc::new(tokio::sync::Semaphore::new(width)));
+        }
     }
 
     /// Uninitialized, locked or unlocked.

@@ -23,6 +23,42 @@ const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 const HEADER_KEY: &str = "header";
 const FAILURES_KEY: &str = "unlock_failures";
 const AUDIT_ANCHOR_KEY: &str = "audit_anchor";
+const AGENT_HOSTS_KEY: &str = "agent_hosts";
+
+/// A copy of a settings file a user applied (contract §9), sealed with the
+/// data key; the daemon enforces this copy, not the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Policy,
+    Config,
+}
+
+impl Applied {
+    fn key(self) -> &'static str {
+        match self {
+            Applied::Policy => "applied_policy",
+            Applied::Config => "applied_config",
+        }
+    }
+}
+
+/// One registered agent host (contract §9), by process identity.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AgentHostRecord {
+    #[prost(int32, tag = "1")]
+    pub pid: i32,
+    #[prost(uint64, tag = "2")]
+    pub start: u64,
+    #[prost(string, tag = "3")]
+    pub what: String,
+}
+
+/// The registered agent hosts.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AgentHostList {
+    #[prost(message, repeated, tag = "1")]
+    pub hosts: Vec<AgentHostRecord>,
+}
 
 /// The newest sealed audit record, kept in the vault so cutting records off
 /// the end of the log is detected.
@@ -297,6 +333,43 @@ impl Store {
             meta.insert(
                 AUDIT_ANCHOR_KEY,
                 prost::Message::encode_to_vec(a).as_slice(),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The registered agent hosts (empty if none were stored).
+    pub fn agent_hosts(&self) -> Result<AgentHostList, StoreError> {
+        match self.read_meta(AGENT_HOSTS_KEY)? {
+            Some(b) => self.decode(&b, "agent hosts"),
+            None => Ok(AgentHostList::default()),
+        }
+    }
+
+    /// Replaces the agent hosts (one transaction).
+    pub fn set_agent_hosts(&self, list: &AgentHostList) -> Result<(), StoreError> {
+        self.write_meta(|meta| {
+            meta.insert(
+                AGENT_HOSTS_KEY,
+                prost::Message::encode_to_vec(list).as_slice(),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The sealed applied copy of a settings file, if one was applied.
+    pub fn applied(&self, which: Applied) -> Result<Option<SealedRecord>, StoreError> {
+        self.read_meta(which.key())?
+            .map(|b| self.decode(&b, which.key()))
+            .transpose()
+    }
+
+    /// Stores the sealed applied copy of a settings file (one transaction).
+    pub fn set_applied(&self, which: Applied, sealed: &SealedRecord) -> Result<(), StoreError> {
+        self.write_meta(|meta| {
+            meta.insert(
+                which.key(),
+                prost::Message::encode_to_vec(sealed).as_slice(),
             )?;
             Ok(())
         })

@@ -199,6 +199,83 @@ impl Vault {
         }
     }
 
+    /// The registered agent hosts: (pid, start time, description).
+    pub fn agent_hosts(&self) -> Result<Vec<(crate::caller::Identity, String)>, VaultError> {
+        Ok(self
+            .store
+            .agent_hosts()?
+            .hosts
+            .into_iter()
+            .map(|h| {
+                (
+                    crate::caller::Identity {
+                        pid: h.pid,
+                        start: h.start,
+                    },
+                    h.what,
+                )
+            })
+            .collect())
+    }
+
+    /// Replaces the registered agent hosts.
+    pub fn set_agent_hosts(
+        &self,
+        hosts: &[(crate::caller::Identity, String)],
+    ) -> Result<(), VaultError> {
+        let list = store::AgentHostList {
+            hosts: hosts
+                .iter()
+                .map(|(id, what)| store::AgentHostRecord {
+                    pid: id.pid,
+                    start: id.start,
+                    what: what.clone(),
+                })
+                .collect(),
+        };
+        Ok(self.store.set_agent_hosts(&list)?)
+    }
+
+    fn applied_aad(&self, which: store::Applied) -> Vec<u8> {
+        let what: &[u8] = match which {
+            store::Applied::Policy => b"policy",
+            store::Applied::Config => b"config",
+        };
+        crypto::associated_data(&[b"secretctl/v1/applied", &self.header.vault_id, what])
+    }
+
+    /// The text of an applied settings file, if one was applied; an altered
+    /// copy is an integrity error.
+    pub fn applied_text(
+        &self,
+        dk: &DataKey,
+        which: store::Applied,
+    ) -> Result<Option<String>, VaultError> {
+        let Some(sealed) = self.store.applied(which)? else {
+            return Ok(None);
+        };
+        let plain =
+            crypto::open(dk, &self.applied_aad(which), &from_record(sealed)).map_err(|_| {
+                VaultError::Integrity {
+                    key: "(settings)".into(),
+                    slot: format!("applied {which:?} copy"),
+                }
+            })?;
+        Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
+    }
+
+    /// Stores the text of a settings file as its applied copy.
+    pub fn set_applied_text(
+        &self,
+        dk: &DataKey,
+        which: store::Applied,
+        text: &str,
+    ) -> Result<(), VaultError> {
+        let sealed = crypto::seal(dk, &self.applied_aad(which), text.as_bytes())
+            .map_err(VaultError::Crypto)?;
+        Ok(self.store.set_applied(which, &to_record(sealed))?)
+    }
+
     /// Failed unlocks since the last success.
     pub fn failed_unlocks(&self) -> Result<u32, VaultError> {
         Ok(self.store.failures()?.count)

@@ -56,8 +56,11 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let socket = secretctl_proto::paths::socket_path().context("cannot find the daemon socket")?;
     let client = secretctl_proto::client::Client::new(&socket);
+    // Before answering `initialize`: from now on the agent that started us
+    // is known to the daemon as an agent host (contract §9).
+    let registered = tools::register(&client).await;
     tracing::info!(socket = %socket.display(), "secretctl-mcp serving on stdio");
-    let service = tools::SecretctlTools::new(client)
+    let service = tools::SecretctlTools::new(client, registered)
         .serve(rmcp::transport::stdio())
         .await
         .context("MCP initialisation failed")?;

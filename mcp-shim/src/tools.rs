@@ -11,9 +11,11 @@ use secretctl_proto::client::{Client, RpcError};
 use secretctl_proto::duration;
 use secretctl_proto::v1::{
     AgentGetFieldRequest, AgentKeyRequest, AgentListRequest, AgentRunRequest, AgentSecretInfo,
-    EnvVar, SecurityScoreRequest,
+    EnvVar, RegisterRequest, SecurityScoreRequest, register_request,
 };
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::split;
 
@@ -248,7 +250,30 @@ fn cwd(arg: &Option<String>) -> Result<String, String> {
 #[derive(Clone)]
 pub struct SecretctlTools {
     client: Client,
+    /// Whether the daemon now serving knows this shim (and so its agent
+    /// host). Cleared when the daemon goes away; the next call registers
+    /// again.
+    registered: Arc<AtomicBool>,
     tool_router: ToolRouter<Self>,
+}
+
+/// Tells the daemon this process is the MCP shim, so it records the agent
+/// that started it as an agent host (contract §9). Returns whether it was
+/// heard.
+pub async fn register(client: &Client) -> bool {
+    let req = RegisterRequest {
+        kind: register_request::Kind::Shim as i32,
+    };
+    match client.daemon().register(req).await {
+        Ok(r) => {
+            tracing::info!(hosts = ?r.into_inner().hosts, "registered with secretctld");
+            true
+        }
+        Err(s) => {
+            tracing::warn!(error = %reason(client.classify(s)), "cannot register with secretctld yet; will retry before the next call");
+            false
+        }
+    }
 }
 
 impl std::fmt::Debug for SecretctlTools {
@@ -259,11 +284,29 @@ impl std::fmt::Debug for SecretctlTools {
 
 #[tool_router]
 impl SecretctlTools {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: Client, registered: bool) -> Self {
         SecretctlTools {
             client,
+            registered: Arc::new(AtomicBool::new(registered)),
             tool_router: Self::tool_router(),
         }
+    }
+
+    /// Registers with the daemon if it does not know this shim yet.
+    async fn ready(&self) {
+        if !self.registered.load(Ordering::SeqCst) && register(&self.client).await {
+            self.registered.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// One line explaining a failed call; a lost daemon means registering
+    /// again with the next one.
+    fn fail(&self, s: tonic::Status) -> String {
+        let e = self.client.classify(s);
+        if matches!(e, RpcError::Unreachable { .. } | RpcError::Refused { .. }) {
+            self.registered.store(false, Ordering::SeqCst);
+        }
+        reason(e)
     }
 
     async fn run_request(&self, req: AgentRunRequest) -> Result<Json<RunOut>, String> {
@@ -272,7 +315,7 @@ impl SecretctlTools {
             .agent()
             .run(req)
             .await
-            .map_err(|s| reason(self.client.classify(s)))?
+            .map_err(|s| self.fail(s))?
             .into_inner();
         Ok(Json(RunOut {
             exit_code: r.exit_code,
@@ -293,6 +336,7 @@ impl SecretctlTools {
         &self,
         Parameters(a): Parameters<ListArgs>,
     ) -> Result<Json<ListOut>, String> {
+        self.ready().await;
         let expiring_within_secs = match &a.expiring_within {
             Some(d) => Some(duration::parse(d).map_err(|e| e.to_string())?.as_secs() as i64),
             None => None,
@@ -306,7 +350,7 @@ impl SecretctlTools {
                 prefix: a.prefix.unwrap_or_default(),
             })
             .await
-            .map_err(|s| reason(self.client.classify(s)))?
+            .map_err(|s| self.fail(s))?
             .into_inner();
         Ok(Json(ListOut {
             secrets: r.secrets.into_iter().map(info).collect(),
@@ -321,12 +365,13 @@ impl SecretctlTools {
         &self,
         Parameters(a): Parameters<KeyArgs>,
     ) -> Result<Json<ExistsOut>, String> {
+        self.ready().await;
         let r = self
             .client
             .agent()
             .exists(AgentKeyRequest { key: a.key })
             .await
-            .map_err(|s| reason(self.client.classify(s)))?
+            .map_err(|s| self.fail(s))?
             .into_inner();
         let i = r.info.map(info);
         Ok(Json(ExistsOut {
@@ -347,12 +392,13 @@ impl SecretctlTools {
         &self,
         Parameters(a): Parameters<KeyArgs>,
     ) -> Result<Json<MaskedOut>, String> {
+        self.ready().await;
         let r = self
             .client
             .agent()
             .masked(AgentKeyRequest { key: a.key })
             .await
-            .map_err(|s| reason(self.client.classify(s)))?
+            .map_err(|s| self.fail(s))?
             .into_inner();
         Ok(Json(MaskedOut {
             key: r.key,
@@ -372,12 +418,13 @@ impl SecretctlTools {
         &self,
         Parameters(a): Parameters<KeyArgs>,
     ) -> Result<Json<FieldsOut>, String> {
+        self.ready().await;
         let r = self
             .client
             .agent()
             .list_fields(AgentKeyRequest { key: a.key })
             .await
-            .map_err(|s| reason(self.client.classify(s)))?
+            .map_err(|s| self.fail(s))?
             .into_inner();
         Ok(Json(FieldsOut {
             key: r.key,
@@ -402,6 +449,7 @@ impl SecretctlTools {
         &self,
         Parameters(a): Parameters<FieldArgs>,
     ) -> Result<Json<GetFieldOut>, String> {
+        self.ready().await;
         let r = self
             .client
             .agent()
@@ -410,7 +458,7 @@ impl SecretctlTools {
                 field: a.field,
             })
             .await
-            .map_err(|s| reason(self.client.classify(s)))?
+            .map_err(|s| self.fail(s))?
             .into_inner();
         Ok(Json(GetFieldOut {
             key: r.key,
@@ -424,6 +472,7 @@ impl SecretctlTools {
         annotations(read_only_hint = false, open_world_hint = true)
     )]
     async fn secret_run(&self, Parameters(a): Parameters<RunArgs>) -> Result<Json<RunOut>, String> {
+        self.ready().await;
         let req = AgentRunRequest {
             keys: a.keys,
             bindings_only: false,
@@ -445,6 +494,7 @@ impl SecretctlTools {
         &self,
         Parameters(a): Parameters<BindingsRunArgs>,
     ) -> Result<Json<RunOut>, String> {
+        self.ready().await;
         let req = AgentRunRequest {
             keys: vec![a.key],
             bindings_only: true,
@@ -463,12 +513,13 @@ impl SecretctlTools {
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn security_score(&self) -> Result<Json<ScoreOut>, String> {
+        self.ready().await;
         let r = self
             .client
             .agent()
             .security_score(SecurityScoreRequest {})
             .await
-            .map_err(|s| reason(self.client.classify(s)))?
+            .map_err(|s| self.fail(s))?
             .into_inner();
         Ok(Json(ScoreOut {
             score: r.score,

@@ -162,7 +162,7 @@ impl Client {
     /// Asks the daemon for its status; the readiness probe every launcher uses.
     pub async fn status(&self) -> Result<crate::v1::StatusResponse, RpcError> {
         self.daemon()
-            .status(crate::v1::StatusRequest {})
+            .status(crate::v1::StatusRequest::default())
             .await
             .map(tonic::Response::into_inner)
             .map_err(|s| self.classify(s))

@@ -25,7 +25,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Wire protocol number. Bump it on any change an older peer would misread;
 /// clients compare it with `StatusResponse.protocol`.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
+
+/// Metadata key on a refusal that re-authentication can lift (an agent's
+/// process asked for a value or a change, contract §9): the CLI may ask for
+/// the master password on the terminal and retry.
+pub const REAUTH_METADATA: &str = "x-secretctl-reauth";
 
 /// The message a request needing the key gets while the vault is locked
 /// (contract §3). Clients recognise it by this exact prefix.

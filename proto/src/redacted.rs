@@ -42,6 +42,14 @@ impl fmt::Debug for UnlockRequest {
     }
 }
 
+impl fmt::Debug for crate::v1::ReauthRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReauthRequest")
+            .field("password", &Hidden(self.password.len()))
+            .finish()
+    }
+}
+
 impl fmt::Debug for FieldInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FieldInput")

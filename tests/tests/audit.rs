@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use common::*;
@@ -14,13 +13,7 @@ const VALUE: &str = "audit-secret-value-7Hq2Lp9Xz";
 /// A running, unlocked vault with small audit segments and some history.
 fn env_with_history(segment_bytes: u64) -> Env {
     let mut env = Env::new();
-    std::fs::create_dir_all(&env.home).unwrap();
-    std::fs::set_permissions(&env.home, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::write(
-        env.home.join("config.yaml"),
-        format!("audit:\n  segment_bytes: {segment_bytes}\n"),
-    )
-    .unwrap();
+    env.write_config(&format!("audit:\n  segment_bytes: {segment_bytes}\n"));
     env.start();
     env.init();
     for i in 0..6 {
@@ -299,9 +292,8 @@ fn prune_then_verify_passes() {
 #[test]
 fn concurrent_cli_and_mcp_activity_never_forks_the_chain() {
     let env = env_with_history(4096);
-    let policy = env.home.join("mcp-policy.yaml");
-    std::fs::write(&policy, "version: 1\nallowed_commands: [true]\n").unwrap();
-    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    env.write_policy("version: 1\nallowed_commands: [true]\n");
+    env.apply_policy();
     std::thread::scope(|s| {
         for t in 0..4 {
             let env = &env;
@@ -319,7 +311,7 @@ fn concurrent_cli_and_mcp_activity_never_forks_the_chain() {
                 .unwrap();
             rt.block_on(async {
                 use rmcp::ServiceExt;
-                let mut cmd = tokio::process::Command::new(bin("secretctl-mcp"));
+                let mut cmd = shim_command();
                 cmd.env_clear()
                     .env("SECRETCTL_SOCKET", &env.socket)
                     .env("PATH", std::env::var_os("PATH").unwrap());

@@ -30,24 +30,16 @@ env_aliases:
 "#;
 
 fn write_policy(env: &Env, text: &str) {
-    let p = env.home.join("mcp-policy.yaml");
-    let _ = std::fs::remove_file(&p);
-    std::fs::write(&p, text).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    env.write_policy(text);
 }
 
 /// A vault with test secrets, a policy and small agent limits.
 fn setup() -> Env {
     let mut env = Env::new();
-    std::fs::create_dir_all(&env.home).unwrap();
-    std::fs::set_permissions(&env.home, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::write(
-        env.home.join("config.yaml"),
-        "agent:\n  max_concurrent_runs: 4\n  output_cap_bytes: 4096\n",
-    )
-    .unwrap();
+    env.write_config("agent:\n  max_concurrent_runs: 4\n  output_cap_bytes: 4096\n");
     env.start();
     env.init();
+    env.apply_config();
     env.set("api/key", API_KEY);
     env.set("dev/db/password", DB_PASS);
     env.set("prod/db/password", PROD_DB_PASS);
@@ -76,6 +68,7 @@ fn setup() -> Env {
     ]);
     assert_ok(&out, "set dev/db");
     write_policy(&env, POLICY);
+    env.apply_policy();
     env
 }
 
@@ -92,7 +85,7 @@ impl Mcp {
             .path()
             .join(format!("shim-{}.log", std::process::id()));
         let log = std::fs::File::create(&stderr_log).unwrap();
-        let mut cmd = tokio::process::Command::new(bin("secretctl-mcp"));
+        let mut cmd = shim_command();
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("SECRETCTL_SOCKET", &env.socket)
@@ -295,47 +288,66 @@ fn denied_and_unlisted_commands() {
 }
 
 #[test]
-fn bad_policy_files_are_refused_and_edits_apply_without_restart() {
+fn policy_edits_count_only_once_a_user_applies_them() {
     let env = setup();
     let policy = env.home.join("mcp-policy.yaml");
+    let apply_err = |want: &str| {
+        let out = env.cli(&["policy", "apply"]);
+        assert_code(&out, 1, "policy apply of a bad file");
+        assert!(stderr(&out).contains(want), "{want}: {}", stderr(&out));
+    };
     rt().block_on(async {
         let mut m = Mcp::start(&env).await;
         let run = json!({"keys": ["api/key"], "command": "true"});
         assert_eq!(m.ok("secret_run", run.clone()).await["exit_code"], 0);
 
+        // An agent's file tools widen the file: nothing changes.
+        write_policy(&env, "version: 1\ndefault_action: allow\n");
+        let id = json!({"keys": ["api/key"], "command": "id"});
+        let e = m.err("secret_run", id.clone()).await;
+        assert!(e.contains("not in allowed_commands"), "{e}");
+        let st = json(&env.cli(&["status", "--json"]));
+        assert_eq!(st["policy"], "differs from the applied copy", "{st}");
+        let out = env.cli(&["policy", "check"]);
+        assert!(
+            stdout(&out).contains("differs from the applied copy"),
+            "{}",
+            stdout(&out)
+        );
+
+        // Apply refuses files that are not a user's private, valid policy,
+        // and the applied copy stays in force.
         std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = m.err("secret_run", run.clone()).await;
-        assert!(e.contains("chmod 600"), "{e}");
-
+        apply_err("chmod 600");
         write_policy(&env, "version: 1\nallowed_commands: [true\n");
-        let e = m.err("secret_run", run.clone()).await;
-        assert!(e.contains("line"), "{e}");
-
+        apply_err("line");
         write_policy(&env, "version: 1\nallowed_comands: [true]\n");
-        let e = m.err("secret_run", run.clone()).await;
-        assert!(e.contains("allowed_comands"), "{e}");
-
+        apply_err("allowed_comands");
         let real = env.dir.path().join("real-policy.yaml");
-        std::fs::write(&real, POLICY).unwrap();
-        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_private(&real, POLICY);
         std::fs::remove_file(&policy).unwrap();
         std::os::unix::fs::symlink(&real, &policy).unwrap();
-        let e = m.err("secret_run", run.clone()).await;
-        assert!(e.contains("symlink"), "{e}");
+        apply_err("symlink");
+        assert_eq!(m.ok("secret_run", run.clone()).await["exit_code"], 0);
 
+        // No file at all: every run is refused.
         std::fs::remove_file(&policy).unwrap();
         let e = m.err("secret_run", run.clone()).await;
         assert!(e.contains("no policy file"), "{e}");
 
-        // An edit takes effect on the next call, no restart.
+        // An applied edit takes effect on the next call, no restart.
         write_policy(&env, "version: 1\nallowed_commands: [echo]\n");
+        env.apply_policy();
         assert!(
             m.err("secret_run", run.clone())
                 .await
                 .contains("not in allowed_commands")
         );
         write_policy(&env, POLICY);
+        env.apply_policy();
         assert_eq!(m.ok("secret_run", run).await["exit_code"], 0);
+        let st = json(&env.cli(&["status", "--json"]));
+        assert_eq!(st["policy"], "applied", "{st}");
         m.finish(&env).await;
     });
     // The CLI's check explains the same file.
@@ -422,7 +434,9 @@ fn output_cap_never_leaks_a_straddling_value() {
 #[test]
 fn raw_wire_protocol() {
     let env = setup();
-    let mut child = std::process::Command::new(bin("secretctl-mcp"))
+    let (sh, wrapper) = wrapped(&bin("secretctl-mcp"));
+    let mut child = std::process::Command::new(sh)
+        .args(wrapper)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("SECRETCTL_SOCKET", &env.socket)

@@ -285,13 +285,10 @@ fn globs_and_aliases() {
     ] {
         env.set(k, v);
     }
-    let policy = env.home.join("mcp-policy.yaml");
-    std::fs::write(
-        &policy,
+    env.write_policy(
         "version: 1\nenv_aliases:\n  dev: [{pattern: \"db/*\", target: \"dev/db/*\"}]\n  prod: [{pattern: \"db/*\", target: \"prod/db/*\"}]\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    );
+    env.apply_policy();
     let check = r#"[ "$DB_HOST" = "$1" ] && echo match; [ -z "$DB_NESTED_X" ] && echo no-nested"#;
     for (alias, expect) in [("dev", "devhost-1111"), ("prod", "prodhost-2222")] {
         let out = run(

@@ -355,16 +355,7 @@ fn no_autostart_means_exit_6() {
 #[test]
 fn malformed_config_is_a_startup_error_naming_the_line() {
     let env = Env::new();
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&env.home)
-        .unwrap();
-    std::fs::write(
-        env.home.join("config.yaml"),
-        "idle_timeout: 1h\nidle_timout: 2h\n",
-    )
-    .unwrap();
+    env.write_config("idle_timeout: 1h\nidle_timout: 2h\n");
     let mut cmd = Command::new(bin("secretctld"));
     env.apply(&mut cmd);
     let out = cmd.stdin(Stdio::null()).output().unwrap();

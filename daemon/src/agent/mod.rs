@@ -24,27 +24,21 @@ use secretctl_proto::v1::{
     AgentMaskedResponse, AgentRunRequest, AgentRunResponse, AgentSecretInfo, SecretMeta,
     SecurityScoreRequest, SecurityScoreResponse,
 };
-use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use crate::secret;
-use crate::service::{audited, blocking, peer_of};
+use crate::service::{audited, blocking, conn_of};
 use crate::session::{Session, Use};
 use crate::vault::{ListFilter, now_secs};
 
 /// The agent service.
 pub struct AgentService {
     session: Arc<Session>,
-    runs: Arc<Semaphore>,
 }
 
 impl AgentService {
     pub fn new(session: Arc<Session>) -> Self {
-        let n = session.config.agent.max_concurrent_runs;
-        AgentService {
-            session,
-            runs: Arc::new(Semaphore::new(n)),
-        }
+        AgentService { session }
     }
 }
 
@@ -244,54 +238,54 @@ impl Agent for AgentService {
         &self,
         req: Request<AgentListRequest>,
     ) -> Result<Response<AgentListResponse>, Status> {
-        let who = peer_of(&req);
+        let who = conn_of(&req);
         let r = self.do_list(req).await;
-        audited(&self.session.audit, "list", "mcp", who, Vec::new(), r).await
+        audited(&self.session.audit, "list", "mcp", &who, Vec::new(), r).await
     }
 
     async fn exists(
         &self,
         req: Request<AgentKeyRequest>,
     ) -> Result<Response<AgentExistsResponse>, Status> {
-        let (who, keys) = (peer_of(&req), keys_of(&req.get_ref().key));
+        let (who, keys) = (conn_of(&req), keys_of(&req.get_ref().key));
         let r = self.do_exists(req).await;
-        audited(&self.session.audit, "exists", "mcp", who, keys, r).await
+        audited(&self.session.audit, "exists", "mcp", &who, keys, r).await
     }
 
     async fn masked(
         &self,
         req: Request<AgentKeyRequest>,
     ) -> Result<Response<AgentMaskedResponse>, Status> {
-        let (who, keys) = (peer_of(&req), keys_of(&req.get_ref().key));
+        let (who, keys) = (conn_of(&req), keys_of(&req.get_ref().key));
         let r = self.do_masked(req).await;
-        audited(&self.session.audit, "get_masked", "mcp", who, keys, r).await
+        audited(&self.session.audit, "get_masked", "mcp", &who, keys, r).await
     }
 
     async fn list_fields(
         &self,
         req: Request<AgentKeyRequest>,
     ) -> Result<Response<AgentFieldsResponse>, Status> {
-        let (who, keys) = (peer_of(&req), keys_of(&req.get_ref().key));
+        let (who, keys) = (conn_of(&req), keys_of(&req.get_ref().key));
         let r = self.do_list_fields(req).await;
-        audited(&self.session.audit, "list_fields", "mcp", who, keys, r).await
+        audited(&self.session.audit, "list_fields", "mcp", &who, keys, r).await
     }
 
     async fn get_field(
         &self,
         req: Request<AgentGetFieldRequest>,
     ) -> Result<Response<AgentGetFieldResponse>, Status> {
-        let (who, keys) = (peer_of(&req), keys_of(&req.get_ref().key));
+        let (who, keys) = (conn_of(&req), keys_of(&req.get_ref().key));
         let r = self.do_get_field(req).await;
-        audited(&self.session.audit, "get_field", "mcp", who, keys, r).await
+        audited(&self.session.audit, "get_field", "mcp", &who, keys, r).await
     }
 
     async fn run(
         &self,
         req: Request<AgentRunRequest>,
     ) -> Result<Response<AgentRunResponse>, Status> {
-        let who = peer_of(&req);
-        let mut rec = crate::audit::event("run", "mcp", who);
-        match run::run(&self.session, &self.runs, req.into_inner(), &mut rec).await {
+        let who = conn_of(&req);
+        let mut rec = crate::service::event("run", "mcp", &who);
+        match run::run(&self.session, req.into_inner(), &mut rec).await {
             Ok(resp) => {
                 self.session.audit.record(rec).await;
                 Ok(Response::new(resp))
@@ -304,13 +298,13 @@ impl Agent for AgentService {
         &self,
         req: Request<SecurityScoreRequest>,
     ) -> Result<Response<SecurityScoreResponse>, Status> {
-        let who = peer_of(&req);
+        let who = conn_of(&req);
         let r = self.do_security_score(req).await;
         audited(
             &self.session.audit,
             "security_score",
             "mcp",
-            who,
+            &who,
             Vec::new(),
             r,
         )

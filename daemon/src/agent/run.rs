@@ -1,15 +1,11 @@
-//! The agent's `secret_run`: the shared run pipeline in agent mode, plus
-//! what only buffered agent runs need — a queue of limited width and a cap
-//! on the output kept.
-//!
-//! Invariant: a queued run waits no longer than its own timeout, and the
-//! time it waited counts against that timeout.
+//! The agent's `secret_run`: the shared run pipeline in agent mode (which
+//! queues agent runs), plus what only buffered runs need: a cap on the
+//! output kept.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use secretctl_proto::v1::{AgentRunRequest, AgentRunResponse, RunExit, run_output};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use crate::audit::record::Record;
 use crate::runner::{self, Mode, RunError, RunSpec};
@@ -53,6 +49,7 @@ impl From<AgentRunRequest> for RunSpec {
             bindings_only: r.bindings_only,
             no_redact: false,
             pty: None,
+            entry: "secret_run",
         }
     }
 }
@@ -60,37 +57,21 @@ impl From<AgentRunRequest> for RunSpec {
 /// Runs an agent's request to completion; fills in `rec` (recorded by the
 /// caller).
 pub(super) async fn run(
-    session: &Session,
-    runs: &Arc<Semaphore>,
+    session: &Arc<Session>,
     req: AgentRunRequest,
     rec: &mut Record,
 ) -> Result<AgentRunResponse, RunError> {
-    let mut prepared = runner::prepare(session, req.into(), Mode::Agent, rec).await?;
-    let timeout = prepared
-        .timeout
-        .expect("agent runs always have a timeout (prepare sets the default)");
-
-    // Wait for a slot, but no longer than the run itself may take.
-    let queued = tokio::time::Instant::now();
-    let permit = tokio::time::timeout(timeout, runs.clone().acquire_owned())
-        .await
-        .map_err(|_| {
-            RunError::Busy(format!(
-                "{} agent runs were in progress for the whole timeout ({}): try again later",
-                session.config.agent.max_concurrent_runs,
-                secretctl_proto::duration::format(timeout)
-            ))
-        })?
-        .map_err(|_| RunError::Internal("run queue closed".into()))?;
-    prepared.timeout = Some(
-        timeout
-            .saturating_sub(queued.elapsed())
-            .max(Duration::from_millis(1)),
-    );
-
+    let entry = if req.bindings_only {
+        "secret_run_with_bindings"
+    } else {
+        "secret_run"
+    };
+    let mut spec = RunSpec::from(req);
+    spec.entry = entry;
+    let prepared = runner::prepare(session, spec, Mode::Agent, rec).await?;
     let (tx, mut rx) = mpsc::channel(4);
-    runner::launch(prepared, None, tx, None);
-    let cap = session.config.agent.output_cap_bytes;
+    runner::launch(session, prepared, None, tx, None);
+    let cap = session.agent_limits().output_cap_bytes;
     let (mut out, mut err) = (Capped::new(cap), Capped::new(cap));
     let mut exit = RunExit {
         code: 1,
@@ -105,7 +86,6 @@ pub(super) async fn run(
             None => {}
         }
     }
-    drop(permit);
     runner::record_exit(rec, &exit);
     if !exit.error.is_empty() && err.buf.is_empty() {
         // It never started: say why where the agent looks.

@@ -35,14 +35,14 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 const MAX_BATCH: usize = 256;
 
 enum Job {
-    Event(Record, Option<oneshot::Sender<()>>),
+    Event(Box<Record>, Option<oneshot::Sender<()>>),
     Key(Option<AuditKey>),
     Vault(Arc<Vault>),
     List(AuditListRequest, oneshot::Sender<Vec<String>>),
     Verify(oneshot::Sender<Option<AuditVerifyResponse>>),
     Prune(
         i64,
-        Peer,
+        Box<Record>,
         oneshot::Sender<Option<Result<AuditPruneResponse, String>>>,
     ),
 }
@@ -83,6 +83,7 @@ pub fn event(action: &str, source: &str, peer: Peer) -> Record {
         ts: now_ts(),
         action: action.into(),
         source: source.into(),
+        caller: None,
         peer,
         keys: Vec::new(),
         command: None,
@@ -109,14 +110,14 @@ impl Audit {
     /// Records an event and waits until it is on disk.
     pub async fn record(&self, rec: Record) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Job::Event(rec, Some(tx))).is_ok() {
+        if self.tx.send(Job::Event(Box::new(rec), Some(tx))).is_ok() {
             let _ = rx.await;
         }
     }
 
     /// Records an event without waiting (from sync code).
     pub fn record_nowait(&self, rec: Record) {
-        let _ = self.tx.send(Job::Event(rec, None));
+        let _ = self.tx.send(Job::Event(Box::new(rec), None));
     }
 
     /// The vault is unlocked: seal with a key derived from `dk` from now on,
@@ -153,10 +154,10 @@ impl Audit {
     pub async fn prune(
         &self,
         before_ms: i64,
-        who: Peer,
+        rec: Record,
     ) -> Option<Result<AuditPruneResponse, String>> {
         let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Job::Prune(before_ms, who, tx));
+        let _ = self.tx.send(Job::Prune(before_ms, Box::new(rec), tx));
         rx.await.ok().flatten()
     }
 }
@@ -202,12 +203,12 @@ impl Writer {
             };
             match job {
                 Job::Event(rec, ack) => {
-                    let mut batch = vec![rec];
+                    let mut batch = vec![*rec];
                     let mut acks: Vec<oneshot::Sender<()>> = ack.into_iter().collect();
                     while batch.len() < MAX_BATCH {
                         match rx.try_recv() {
                             Ok(Job::Event(r, a)) => {
-                                batch.push(r);
+                                batch.push(*r);
                                 acks.extend(a);
                             }
                             Ok(other) => {
@@ -256,8 +257,8 @@ impl Writer {
                     });
                     let _ = tx.send(resp);
                 }
-                Job::Prune(before, who, tx) => {
-                    let r = self.key.is_some().then(|| self.prune(before, who));
+                Job::Prune(before, rec, tx) => {
+                    let r = self.key.is_some().then(|| self.prune(before, *rec));
                     let _ = tx.send(r);
                 }
             }
@@ -327,7 +328,9 @@ impl Writer {
         out
     }
 
-    fn prune(&mut self, before_ms: i64, who: Peer) -> Result<AuditPruneResponse, String> {
+    /// Prunes records older than `before_ms`; `rec` is the prune's own
+    /// record (its action, caller and peer), completed here.
+    fn prune(&mut self, before_ms: i64, mut rec: Record) -> Result<AuditPruneResponse, String> {
         let key = self.key.as_ref().ok_or("vault is locked")?;
         verify::verify(&self.files, key, self.anchor().as_ref())
             .map_err(|e| format!("the log does not verify, so nothing was pruned: {e}"))?;
@@ -341,8 +344,9 @@ impl Writer {
             .iter()
             .position(|r| ts_ms(&r.ts).unwrap_or(0) >= before_ms)
             .unwrap_or(records.len());
-        let mut rec = event("audit_prune", "cli", who);
-        rec.detail = Some(serde_json::json!({"before_ms": before_ms, "pruned": cut}));
+        let detail = rec.detail.get_or_insert_with(|| serde_json::json!({}));
+        detail["before_ms"] = serde_json::json!(before_ms);
+        detail["pruned"] = serde_json::json!(cut);
         if cut > 0 {
             let last = &records[cut - 1];
             let mac = last.mac.clone().unwrap_or_default();

@@ -55,6 +55,10 @@ pub struct Record {
     pub ts: String,
     pub action: String,
     pub source: String,
+    /// How the daemon classified the caller (`user` / `agent`, contract
+    /// §9); absent for the daemon's own events and on older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
     pub peer: Peer,
     pub keys: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,14 +113,16 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Parses lower-case hex.
+/// Parses hex; `None` for anything else (odd length, non-hex, non-ASCII).
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
+    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+    bytes
+        .chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
         .collect()
 }
 
@@ -167,5 +173,13 @@ mod tests {
         assert_eq!(unhex(&hex(&mac_a)).unwrap(), mac_a);
         assert!(serde_json::from_str::<Record>(r#"{"ts":"x","action":"a","source":"cli","peer":{"pid":1,"uid":0,"exe":null},"keys":[],"success":true,"extra":1}"#).is_err());
         assert!(ts_ms(&a.ts).is_some());
+    }
+
+    #[test]
+    fn unhex_refuses_what_is_not_hex() {
+        assert_eq!(unhex("00ff10"), Some(vec![0, 255, 16]));
+        for bad in ["aéa", "é", "0", "zz", "0g", "+1"] {
+            assert_eq!(unhex(bad), None, "{bad}");
+        }
     }
 }

@@ -1,29 +1,32 @@
 //! The second half of a run: moving bytes while the child lives.
 //!
-//! [`RunLoop`] waits for the next event (output on either stream, the
-//! child's exit, the timeout, the SIGKILL grace, the flush deadline) and
-//! handles it with one method per event. Output passes the run's redactor
-//! and goes to a small bounded channel: when the receiver is slow we stop
-//! reading the child's pipes, so the child blocks and daemon memory stays
-//! flat.
+//! [`RunLoop`] waits for the next event (output on either stream, a report
+//! from the run's supervisor, the timeout, the SIGKILL grace, the flush
+//! deadline) and handles it with one method per event. Output passes the
+//! run's redactor and goes to a small bounded channel: when the receiver is
+//! slow we stop reading the child's pipes, so the child blocks and daemon
+//! memory stays flat.
 //!
 //! Invariants:
 //! - No output byte is sent before passing the redactor.
-//! - Timeout: SIGTERM to the whole process group, SIGKILL after
-//!   [`KILL_GRACE`].
-//! - A receiver that goes away gets the child's group killed.
+//! - Timeout: SIGTERM to the child's process group, then the whole tree is
+//!   killed after [`KILL_GRACE`].
+//! - A receiver that goes away gets the whole tree killed.
+//! - The loop ends only when the supervisor is gone, that is when no
+//!   process of the run is left.
 //! - The exit is reported exactly once: to `on_exit`, then on the channel.
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
 use secretctl_proto::v1::{RunExit, RunOutput, run_output};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::Status;
 
+use super::supervisor::Report;
 use crate::redact::Stream;
 
 /// Held output is released this long after the last read, so prompts and
@@ -39,10 +42,40 @@ pub type Sink = mpsc::Sender<Result<RunOutput, Status>>;
 pub type OnExit = Box<dyn FnOnce(&RunExit) + Send>;
 pub(super) type Reader = Box<dyn AsyncRead + Unpin + Send>;
 
-/// Sends `sig` to process group `pgid` (ignored for a group that is gone).
-pub fn killpg(pgid: i32, sig: Signal) {
-    if pgid > 0 {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), sig);
+/// Longest wait for the supervisor to report the tree gone after `kill`.
+const TREE_GONE_WITHIN: Duration = Duration::from_secs(10);
+
+/// Commands to a run's supervisor, from the loop and the input pump.
+#[derive(Clone)]
+pub struct Control(mpsc::UnboundedSender<String>);
+
+impl Control {
+    /// Starts the task that writes commands to the supervisor's socket.
+    pub(super) fn start(mut w: OwnedWriteHalf) -> Control {
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Some(line) = rx.recv().await {
+                if w.write_all(line.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Control(tx)
+    }
+
+    /// Sends `sig` to the child's process group.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = self.0.send(format!("sig {}\n", sig as i32));
+    }
+
+    /// Lets the supervisor start the child (after its registration).
+    pub fn go(&self) {
+        let _ = self.0.send("go\n".into());
+    }
+
+    /// Kills the whole tree of the run now.
+    pub fn kill(&self) {
+        let _ = self.0.send("kill\n".into());
     }
 }
 
@@ -116,7 +149,8 @@ impl Pipe {
 enum Event {
     Out(std::io::Result<usize>),
     Err(std::io::Result<usize>),
-    Exited(std::io::Result<std::process::ExitStatus>),
+    /// A line from the supervisor; `None` when it is gone.
+    Report(Option<Report>),
     Deadline,
     KillGrace,
     Flush,
@@ -132,12 +166,16 @@ async fn sleep_opt(at: Option<Instant>) {
 /// One running child and the state of its streams and timers.
 pub struct RunLoop {
     started: Instant,
-    child: Child,
-    pgid: i32,
+    supervisor: Child,
+    reports: Option<Lines<BufReader<OwnedReadHalf>>>,
+    control: Control,
     out: Pipe,
     err: Pipe,
     tx: Sink,
-    status: Option<std::io::Result<std::process::ExitStatus>>,
+    /// (code, signal) once the child exited.
+    exited: Option<(i32, i32)>,
+    /// Why the child never started.
+    failed: Option<(i32, String)>,
     timed_out: bool,
     deadline: Option<Instant>,
     kill_at: Option<Instant>,
@@ -145,10 +183,10 @@ pub struct RunLoop {
 }
 
 impl RunLoop {
-    /// A loop over `child` reading `stdout` (and `stderr`, absent on a pty).
+    /// A loop over a run reading `stdout` (and `stderr`, absent on a pty).
     pub(super) fn new(
-        child: Child,
-        pgid: i32,
+        supervisor: Child,
+        (reports, control): (OwnedReadHalf, Control),
         (stdout, stderr): (Reader, Option<Reader>),
         (out, err): (Stream, Stream),
         timeout: Option<Duration>,
@@ -157,12 +195,14 @@ impl RunLoop {
         let started = Instant::now();
         RunLoop {
             started,
-            child,
-            pgid,
+            supervisor,
+            reports: Some(BufReader::new(reports).lines()),
+            control,
             out: Pipe::new(Some(stdout), out, false),
             err: Pipe::new(stderr, err, true),
             tx,
-            status: None,
+            exited: None,
+            failed: None,
             timed_out: false,
             deadline: timeout.map(|t| started + t),
             kill_at: None,
@@ -170,7 +210,7 @@ impl RunLoop {
         }
     }
 
-    /// Runs until the child has exited and its output is drained; reports
+    /// Runs until the run's tree is gone and its output drained; reports
     /// the exit to `on_exit` and the channel. Returns the exit.
     pub async fn run(mut self, on_exit: Option<OnExit>) -> RunExit {
         while !self.done() {
@@ -178,14 +218,14 @@ impl RunLoop {
             match self.next_event().await {
                 Event::Out(r) => self.out.on_read(r, &mut sends),
                 Event::Err(r) => self.err.on_read(r, &mut sends),
-                Event::Exited(st) => self.status = Some(st),
+                Event::Report(r) => self.on_report(r),
                 Event::Deadline => self.on_deadline(),
                 Event::KillGrace => self.on_kill_grace(),
                 Event::Flush => self.on_flush(&mut sends),
             }
             for msg in sends {
                 if self.tx.send(Ok(msg)).await.is_err() {
-                    return self.on_receiver_gone(on_exit);
+                    return self.on_receiver_gone(on_exit).await;
                 }
             }
             if self.out.stream.held() + self.err.stream.held() > 0 {
@@ -193,6 +233,7 @@ impl RunLoop {
                     .get_or_insert_with(|| Instant::now() + FLUSH_AFTER);
             }
         }
+        let _ = self.supervisor.wait().await;
         let exit = self.exit();
         tracing::info!(
             code = exit.code,
@@ -208,34 +249,40 @@ impl RunLoop {
     }
 
     fn done(&self) -> bool {
-        self.out.reader.is_none() && self.err.reader.is_none() && self.status.is_some()
+        self.out.reader.is_none() && self.err.reader.is_none() && self.reports.is_none()
     }
 
     async fn next_event(&mut self) -> Event {
-        let waiting = self.status.is_none();
         let timing = !self.timed_out && self.deadline.is_some();
         tokio::select! {
             r = self.out.read() => Event::Out(r),
             r = self.err.read() => Event::Err(r),
-            st = self.child.wait(), if waiting => Event::Exited(st),
+            line = next_report(&mut self.reports) => Event::Report(line),
             _ = sleep_opt(self.deadline), if timing => Event::Deadline,
             _ = sleep_opt(self.kill_at), if self.kill_at.is_some() => Event::KillGrace,
             _ = sleep_opt(self.flush_at), if self.flush_at.is_some() => Event::Flush,
         }
     }
 
+    fn on_report(&mut self, r: Option<Report>) {
+        match r {
+            Some(Report::Started(pid)) => tracing::debug!(pid, "run child started"),
+            Some(Report::Exited { code, signal }) => self.exited = Some((code, signal)),
+            Some(Report::Failed { code, message }) => self.failed = Some((code, message)),
+            // The tree is gone; the supervisor exits next.
+            Some(Report::Done) | None => self.reports = None,
+        }
+    }
+
     fn on_deadline(&mut self) {
         self.timed_out = true;
-        tracing::info!(
-            pgid = self.pgid,
-            "run timed out: SIGTERM to its process group"
-        );
-        killpg(self.pgid, Signal::SIGTERM);
+        tracing::info!("run timed out: SIGTERM to its process group");
+        self.control.signal(nix::sys::signal::Signal::SIGTERM);
         self.kill_at = Some(Instant::now() + KILL_GRACE);
     }
 
     fn on_kill_grace(&mut self) {
-        killpg(self.pgid, Signal::SIGKILL);
+        self.control.kill();
         self.kill_at = None;
     }
 
@@ -245,9 +292,20 @@ impl RunLoop {
         self.err.flush(sends);
     }
 
-    /// Nobody reads this run's output any more: kill it.
-    fn on_receiver_gone(self, on_exit: Option<OnExit>) -> RunExit {
-        killpg(self.pgid, Signal::SIGKILL);
+    /// Nobody reads this run's output any more: kill the tree, and return
+    /// only once it is gone.
+    async fn on_receiver_gone(mut self, on_exit: Option<OnExit>) -> RunExit {
+        self.control.kill();
+        let wait = async {
+            while self.reports.is_some() {
+                let r = next_report(&mut self.reports).await;
+                self.on_report(r);
+            }
+            let _ = self.supervisor.wait().await;
+        };
+        if tokio::time::timeout(TREE_GONE_WITHIN, wait).await.is_err() {
+            tracing::warn!("a run's supervisor did not finish after kill");
+        }
         let exit = RunExit {
             code: 128 + 9,
             signal: 9,
@@ -262,24 +320,45 @@ impl RunLoop {
     }
 
     fn exit(&self) -> RunExit {
-        let (code, signal) = match &self.status {
-            Some(Ok(st)) => {
-                use std::os::unix::process::ExitStatusExt;
-                match (st.code(), st.signal()) {
-                    (Some(c), _) => (c, 0),
-                    (None, Some(s)) => (128 + s, s),
-                    _ => (1, 0),
-                }
-            }
-            _ => (1, 0),
-        };
+        let duration_ms = self.started.elapsed().as_millis() as u64;
+        if let Some((code, message)) = &self.failed {
+            return RunExit {
+                code: *code,
+                error: message.clone(),
+                duration_ms,
+                ..Default::default()
+            };
+        }
+        let (code, signal) = self.exited.unwrap_or((1, 0));
         RunExit {
             code: if self.timed_out { 124 } else { code },
             signal,
             timed_out: self.timed_out,
-            error: String::new(),
+            error: if self.exited.is_none() {
+                "the run's supervisor ended without reporting the exit".into()
+            } else {
+                String::new()
+            },
             redacted_count: self.out.stream.count() + self.err.stream.count(),
-            duration_ms: self.started.elapsed().as_millis() as u64,
+            duration_ms,
+        }
+    }
+}
+
+/// The supervisor's next report; `None` at its end. Lines it never writes
+/// are skipped.
+async fn next_report(r: &mut Option<Lines<BufReader<OwnedReadHalf>>>) -> Option<Report> {
+    let Some(lines) = r else {
+        return std::future::pending().await;
+    };
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => {
+                if let Some(report) = Report::parse(&line) {
+                    return Some(report);
+                }
+            }
+            _ => return None,
         }
     }
 }

@@ -6,7 +6,7 @@ use secretctl_proto::v1::{RunInput, RunSignal, run_input};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tonic::Streaming;
 
-use super::drive::killpg;
+use super::drive::Control;
 use super::spawn;
 
 pub(super) type Writer = Box<dyn AsyncWrite + Unpin + Send>;
@@ -15,7 +15,7 @@ pub(super) type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 pub(super) async fn pump(
     mut input: Streaming<RunInput>,
     mut stdin: Option<Writer>,
-    pgid: i32,
+    control: Control,
     master: Option<std::os::fd::OwnedFd>,
 ) {
     let pty = master.is_some();
@@ -25,7 +25,7 @@ pub(super) async fn pump(
             Ok(None) => return,
             Err(_) => {
                 // The client vanished mid-run.
-                killpg(pgid, Signal::SIGHUP);
+                control.signal(Signal::SIGHUP);
                 return;
             }
         };
@@ -56,7 +56,7 @@ pub(super) async fn pump(
                     Ok(RunSignal::Quit) => Signal::SIGQUIT,
                     _ => continue,
                 };
-                killpg(pgid, sig);
+                control.signal(sig);
             }
             Some(run_input::Kind::Resize(size)) => {
                 if let Some(m) = &master {

@@ -10,15 +10,18 @@
 //! |---|---|
 //! | `prepare` | request → checked plan; every refusal happens here |
 //! | `resolve` | key patterns → environment variables |
-//! | `spawn` | starting the child on pipes or a pty |
+//! | `spawn` | starting the run's supervisor on pipes or a pty |
+//! | `supervisor` | the process that keeps a run's tree together and ends it |
 //! | `drive` | the event loop while the child runs |
 //! | `input` | the CLI client's stdin, signals and resizes |
 
 pub mod drive;
 mod input;
+pub mod orphans;
 pub mod prepare;
 pub mod resolve;
 pub mod spawn;
+pub mod supervisor;
 
 use std::sync::Arc;
 
@@ -29,6 +32,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::audit::record::Record;
+use crate::caller::classify::Classifier;
+use crate::caller::registry::{RunInfo, RunKind};
 use crate::session::Session;
 pub use drive::{OnExit, Sink, exit_msg};
 pub use prepare::{Mode, Prepared, RunError, RunSpec, prepare};
@@ -53,8 +58,14 @@ impl Runner for RunnerService {
         &self,
         req: Request<Streaming<RunInput>>,
     ) -> Result<Response<Self::RunStream>, Status> {
-        let who = crate::service::peer_of(&req);
-        let mut rec = crate::audit::event("run", "cli", who);
+        let who = crate::service::conn_of(&req);
+        let mut rec = crate::service::event("run", "cli", &who);
+        // An agent's `secretctl run` follows the agent rules (contract §9).
+        let mode = if who.caller.is_agent() {
+            Mode::Agent
+        } else {
+            Mode::User
+        };
         let mut input = req.into_inner();
         let start = match input.message().await? {
             Some(RunInput {
@@ -66,7 +77,7 @@ impl Runner for RunnerService {
                 ));
             }
         };
-        let prepared = match prepare(&self.session, start.into(), Mode::User, &mut rec).await {
+        let prepared = match prepare(&self.session, start.into(), mode, &mut rec).await {
             Ok(p) => p,
             Err(e) => return Err(refused(&self.session, rec, e).await),
         };
@@ -76,7 +87,7 @@ impl Runner for RunnerService {
             audit.record_nowait(rec);
         });
         let (tx, rx) = mpsc::channel(4);
-        launch(prepared, Some(input), tx, Some(on_exit));
+        launch(&self.session, prepared, Some(input), tx, Some(on_exit));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
@@ -94,15 +105,22 @@ pub async fn refused(session: &Session, mut rec: Record, e: RunError) -> Status 
     status
 }
 
-/// Starts a prepared run and drives it on a task until the child is gone.
-/// Output goes to `tx`, then the exit. `input` (CLI runs) feeds stdin,
-/// signals and resizes; without it the child's stdin is closed at once.
+/// Starts a prepared run and drives it on a task until its whole process
+/// tree is gone. Output goes to `tx`, then the exit. `input` (CLI runs)
+/// feeds stdin, signals and resizes; without it the child's stdin is closed
+/// at once. While it runs, the run's supervisor is registered, so processes
+/// it starts are classified by whose run it is; its queue slot (agent runs)
+/// is released only when the tree is gone.
 pub fn launch(
+    session: &Arc<Session>,
     p: Prepared,
     input: Option<Streaming<RunInput>>,
     tx: Sink,
     on_exit: Option<OnExit>,
 ) -> tokio::task::JoinHandle<RunExit> {
+    // Held from spawn to registration, so the orphan sweep never takes a
+    // new supervisor for an orphan.
+    let spawning = session.caller.registry.spawning();
     let spawned = spawn::spawn(spawn::Plan {
         argv: &p.argv,
         program: p.program.as_deref(),
@@ -112,9 +130,28 @@ pub fn launch(
         pty: p.pty,
     });
     drop(p.injections);
-    let (redactor, timeout) = (p.redactor, p.timeout);
+    let registered = spawned.as_ref().ok().and_then(|sp| {
+        let id = Classifier::identity(sp.supervisor.id()? as i32)?;
+        let kind = match p.mode {
+            Mode::User => RunKind::User,
+            Mode::Agent => RunKind::Agent,
+        };
+        let what = format!("{} '{}'", p.entry, p.argv.join(" "));
+        session
+            .caller
+            .registry
+            .run_started(id, RunInfo { kind, what });
+        Some(id)
+    });
+    drop(spawning);
+    let (redactor, timeout, slot) = (p.redactor, p.timeout, p.slot);
+    let session = session.clone();
     tokio::spawn(async move {
-        let Spawned { child, pgid, io } = match spawned {
+        let Spawned {
+            supervisor,
+            control,
+            io,
+        } = match spawned {
             Ok(sp) => sp,
             Err(e) => {
                 tracing::info!(code = e.code, "run failed to start");
@@ -130,6 +167,14 @@ pub fn launch(
                 return exit;
             }
         };
+        let (reports, commands) = control.into_split();
+        let control = drive::Control::start(commands);
+        if registered.is_some() {
+            control.go();
+        } else {
+            // Unregistered, its child could not be classified: never start it.
+            control.kill();
+        }
         let (stdin, readers, master): (Option<input::Writer>, _, _) = match io {
             Io::Pipes {
                 stdin,
@@ -154,19 +199,34 @@ pub fn launch(
             ),
         };
         let pump = match input {
-            Some(i) => Some(tokio::spawn(input::pump(i, stdin, pgid, master))),
+            Some(i) => Some(tokio::spawn(input::pump(i, stdin, control.clone(), master))),
             None => {
                 drop(stdin); // no client input: the child sees EOF at once
                 None
             }
         };
         let streams = (redactor.stream(), redactor.stream());
-        let exit = drive::RunLoop::new(child, pgid, readers, streams, timeout, tx)
-            .run(on_exit)
-            .await;
+        let exit = drive::RunLoop::new(
+            supervisor,
+            (reports, control),
+            readers,
+            streams,
+            timeout,
+            tx,
+        )
+        .run(on_exit)
+        .await;
         if let Some(p) = pump {
             p.abort();
         }
+        if let Some(id) = registered {
+            session.caller.registry.run_ended(id);
+        }
+        if exit.error.contains("supervisor") {
+            // It died without finishing its tree: whatever it left came to us.
+            orphans::sweep(&session.caller.registry);
+        }
+        drop(slot);
         exit
     })
 }

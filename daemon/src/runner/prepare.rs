@@ -21,13 +21,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secretctl_proto::v1::{EnvVar, RunStart, WindowSize};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::resolve::{self, Injection, ResolveError};
 use super::spawn;
 use crate::agent::command;
 use crate::audit::record::Record;
 use crate::config::AgentLimits;
-use crate::policy::{self, Policy};
+use crate::policy::Policy;
 use crate::redact::Redactor;
 use crate::session::{Gate, Session, Use};
 use crate::vault::now_secs;
@@ -65,6 +66,8 @@ pub struct RunSpec {
     pub pty: Option<WindowSize>,
     /// `secret_run_with_bindings`: one key, which must have bindings.
     pub bindings_only: bool,
+    /// Which entry asked: `run`, `secret_run`, `secret_run_with_bindings`.
+    pub entry: &'static str,
 }
 
 impl From<RunStart> for RunSpec {
@@ -82,6 +85,7 @@ impl From<RunStart> for RunSpec {
             timeout_ms: s.timeout_ms,
             no_redact: s.no_redact,
             bindings_only: false,
+            entry: "run",
         }
     }
 }
@@ -98,6 +102,10 @@ pub struct Prepared {
     pub redactor: Redactor,
     pub timeout: Option<Duration>,
     pub pty: Option<WindowSize>,
+    pub mode: Mode,
+    pub entry: &'static str,
+    /// The agent run queue's slot, held until the run's tree is gone.
+    pub slot: Option<OwnedSemaphorePermit>,
 }
 
 /// Why a run was refused before it started. Mapped to gRPC codes in
@@ -226,13 +234,14 @@ pub async fn prepare(
     rec.command = Some(spec.argv.join(" "));
     rec.keys = spec.patterns.clone();
     let cwd = validate(&mut spec, mode)?;
-    let timeout = timeout(&spec, mode, &session.config.agent)?;
+    let limits = session.agent_limits();
+    let timeout = timeout(&spec, mode, &limits)?;
     let (vault, dk) = session.key(Use::Secret)?;
-    let policy_path = session.paths.home.join(secretctl_proto::paths::POLICY_FILE);
+    let policy = session.applied_policy();
     let work_cwd = cwd.clone();
     let (spec, program, injections, redactor) = tokio::task::spawn_blocking(move || {
         let cwd = work_cwd;
-        let (policy, program) = load_policy(&policy_path, &spec, mode, &cwd)?;
+        let (policy, program) = check_policy(policy, &spec, mode, &cwd)?;
         if spec.bindings_only {
             check_has_bindings(&vault, &spec.patterns[0])?;
         }
@@ -285,37 +294,81 @@ pub async fn prepare(
         "pty": spec.pty.is_some(),
     }));
     tracing::info!(keys = ?rec.keys, command = %spec.argv[0], ?mode, "run prepared");
+    let (slot, timeout) = match (mode, timeout) {
+        (Mode::Agent, Some(t)) => {
+            let (slot, left) = queue(session, &limits, t).await?;
+            (Some(slot), Some(left))
+        }
+        _ => (None, timeout),
+    };
+    let mut env = spec.env;
+    if mode == Mode::Agent {
+        // Belt and braces for the classification of what the run starts
+        // (its supervisor is registered too).
+        env.push(EnvVar {
+            name: "SECRETCTL_AGENT".into(),
+            value: b"1".to_vec(),
+        });
+    }
     Ok(Prepared {
         argv: spec.argv,
         program,
         cwd,
-        env: spec.env,
+        env,
         injections,
         redactor,
         timeout,
         pty: spec.pty,
+        mode,
+        entry: spec.entry,
+        slot,
     })
 }
 
-/// Reads the policy when the run needs it: always for agents (and checks
-/// the command against it), for users only to look up an env alias.
-fn load_policy(
-    path: &Path,
+/// Waits for an agent run slot, but no longer than the run itself may take;
+/// returns the slot and the time left for the run.
+async fn queue(
+    session: &Session,
+    limits: &AgentLimits,
+    timeout: Duration,
+) -> Result<(OwnedSemaphorePermit, Duration), RunError> {
+    let queued = tokio::time::Instant::now();
+    let slot = tokio::time::timeout(timeout, session.agent_run_slots().acquire_owned())
+        .await
+        .map_err(|_| {
+            RunError::Busy(format!(
+                "{} agent runs were in progress for the whole timeout ({}): try again later",
+                limits.max_concurrent_runs,
+                secretctl_proto::duration::format(timeout)
+            ))
+        })?
+        .map_err(|_| RunError::Internal("run queue closed".into()))?;
+    let left = timeout
+        .saturating_sub(queued.elapsed())
+        .max(Duration::from_millis(1));
+    Ok((slot, left))
+}
+
+/// The policy a run needs: always for agents (the command is checked
+/// against it), for users only to look up an env alias. It is the copy a
+/// user applied, never the file as it is now.
+fn check_policy(
+    applied: Result<Policy, String>,
     spec: &RunSpec,
     mode: Mode,
     cwd: &Path,
 ) -> Result<(Option<Policy>, Option<PathBuf>), RunError> {
     match mode {
         Mode::Agent => {
-            let policy = policy::load(path).map_err(|e| RunError::PolicyUnusable(e.to_string()))?;
+            let policy = applied.map_err(RunError::PolicyUnusable)?;
             let program =
                 command::check(&policy, &spec.argv, cwd).map_err(|r| RunError::Refused(r.0))?;
             Ok((Some(policy), Some(program)))
         }
         Mode::User if spec.alias.is_empty() => Ok((None, None)),
-        Mode::User => policy::load(path)
+        Mode::User => applied
             .map(|p| (Some(p), None))
-            .map_err(|e| RunError::Resolve(ResolveError::Policy(e.to_string()))),
+            .map_err(|e| RunError::Resolve(ResolveError::Policy(e))),
     }
 }
 

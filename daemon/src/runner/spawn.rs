@@ -1,6 +1,6 @@
-//! Starting the child: argv exec'd directly (never a shell), in its own
-//! process group, with the client's environment plus the secrets, on pipes
-//! or on a pseudo-terminal.
+//! Starting a run: its supervisor (see `supervisor`), which starts the
+//! child with argv exec'd directly (never a shell), the client's
+//! environment plus the secrets, on pipes or on a pseudo-terminal.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -12,6 +12,7 @@ use secretctl_proto::v1::{EnvVar, WindowSize};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
 use super::resolve::Injection;
+use super::supervisor::{self, Stdio3};
 use crate::hardening;
 
 /// The child's I/O, by mode.
@@ -29,15 +30,15 @@ pub enum Io {
     },
 }
 
-/// A started child.
+/// A started run: its supervisor, the control socket to it, and the
+/// child's I/O.
 pub struct Spawned {
-    pub child: Child,
-    /// Process group to signal (the child's pid).
-    pub pgid: i32,
+    pub supervisor: Child,
+    pub control: tokio::net::UnixStream,
     pub io: Io,
 }
 
-/// Why the child could not start, with the exit code to report.
+/// Why the run could not start, with the exit code to report.
 #[derive(Debug)]
 pub struct SpawnError {
     pub code: i32,
@@ -56,7 +57,24 @@ pub struct Plan<'a> {
     pub pty: Option<WindowSize>,
 }
 
-/// Starts the plan's command with its environment plus the secrets.
+/// The executable the supervisor is started from: this very daemon.
+fn own_executable() -> std::path::PathBuf {
+    if cfg!(target_os = "linux") {
+        // Still this binary even if the file was replaced since we started.
+        "/proc/self/exe".into()
+    } else {
+        std::env::current_exe().unwrap_or_else(|_| "secretctld".into())
+    }
+}
+
+fn cannot(what: &str, e: impl std::fmt::Display) -> SpawnError {
+    SpawnError {
+        code: 126,
+        message: format!("{what}: {e}"),
+    }
+}
+
+/// Starts the plan's command under a supervisor.
 pub fn spawn(plan: Plan<'_>) -> Result<Spawned, SpawnError> {
     let Plan {
         argv,
@@ -70,45 +88,57 @@ pub fn spawn(plan: Plan<'_>) -> Result<Spawned, SpawnError> {
         Some(p) => p.to_path_buf(),
         None => program_path(&argv[0], cwd),
     };
-    let mut std_cmd = std::process::Command::new(&program);
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| cannot("cannot create the run's control socket", e))?;
+    let mode = if pty.is_some() {
+        Stdio3::Pty
+    } else {
+        Stdio3::Pipes
+    };
+    let mut std_cmd = std::process::Command::new(own_executable());
     std_cmd
-        .arg0(&argv[0])
-        .args(&argv[1..])
+        .arg0("secretctld-supervisor")
+        .arg(supervisor::FLAG)
+        .arg(mode.as_arg())
+        .arg(&program)
+        .args(argv)
         .current_dir(cwd)
-        .env_clear();
+        .env_clear()
+        // Its own group: a terminal's signals to the daemon's group must not
+        // reach it (the child gets a group or session of its own).
+        .process_group(0);
     for var in env {
         std_cmd.env(&var.name, std::ffi::OsStr::from_bytes(&var.value));
     }
     for s in secrets {
         std_cmd.env(&s.env, std::ffi::OsStr::from_bytes(&s.value));
     }
-    let fail = |e: std::io::Error| {
-        let (code, what) = match e.kind() {
-            std::io::ErrorKind::NotFound => (127, "command not found"),
-            std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
-            _ => (126, "cannot execute"),
-        };
-        SpawnError {
-            code,
-            message: format!("{what}: {}: {e}", argv[0]),
-        }
+    let theirs = OwnedFd::from(theirs);
+    supervisor::pass_control(&mut std_cmd, &theirs);
+    let control = {
+        ours.set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(ours))
+            .map_err(|e| cannot("cannot use the run's control socket", e))?
     };
+    let start = |e: std::io::Error| cannot("cannot start the run supervisor", e);
     match pty {
         None => {
-            std_cmd.process_group(0);
             let mut cmd = Command::from(std_cmd);
             cmd.stdin(Stdio::piped())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true);
-            let mut child = cmd.spawn().map_err(fail)?;
-            let pgid = child.id().unwrap_or(0) as i32;
+                .stderr(Stdio::piped());
+            let mut supervisor = cmd.spawn().map_err(start)?;
+            drop(theirs);
             let io = Io::Pipes {
-                stdin: child.stdin.take(),
-                stdout: child.stdout.take().expect("stdout was piped"),
-                stderr: child.stderr.take().expect("stderr was piped"),
+                stdin: supervisor.stdin.take(),
+                stdout: supervisor.stdout.take().expect("stdout was piped"),
+                stderr: supervisor.stderr.take().expect("stderr was piped"),
             };
-            Ok(Spawned { child, pgid, io })
+            Ok(Spawned {
+                supervisor,
+                control,
+                io,
+            })
         }
         Some(size) => {
             let winsize = nix::pty::Winsize {
@@ -117,26 +147,20 @@ pub fn spawn(plan: Plan<'_>) -> Result<Spawned, SpawnError> {
                 ws_xpixel: 0,
                 ws_ypixel: 0,
             };
-            let pty = nix::pty::openpty(&winsize, None).map_err(|e| SpawnError {
-                code: 126,
-                message: format!("cannot open a pseudo-terminal: {e}"),
-            })?;
-            let dup = |fd: &OwnedFd| fd.try_clone().map_err(fail);
+            let pty = nix::pty::openpty(&winsize, None)
+                .map_err(|e| cannot("cannot open a pseudo-terminal", e))?;
+            let dup = |fd: &OwnedFd| fd.try_clone().map_err(start);
             std_cmd
                 .stdin(Stdio::from(dup(&pty.slave)?))
                 .stdout(Stdio::from(dup(&pty.slave)?))
                 .stderr(Stdio::from(pty.slave));
-            // setsid makes the child its own process group leader too.
-            hardening::controlling_tty(&mut std_cmd);
-            let mut cmd = Command::from(std_cmd);
-            cmd.kill_on_drop(true);
-            let child = cmd.spawn().map_err(fail)?;
-            let pgid = child.id().unwrap_or(0) as i32;
+            let supervisor = Command::from(std_cmd).spawn().map_err(start)?;
+            drop(theirs);
             let reader = tokio::fs::File::from_std(std::fs::File::from(dup(&pty.master)?));
             let writer = tokio::fs::File::from_std(std::fs::File::from(dup(&pty.master)?));
             Ok(Spawned {
-                child,
-                pgid,
+                supervisor,
+                control,
                 io: Io::Pty {
                     reader,
                     writer,

@@ -11,6 +11,8 @@ use secretctl_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use crate::caller::Action;
+
 use crate::session::Session;
 
 /// The audit service.
@@ -42,9 +44,9 @@ impl AuditRpc for AuditService {
         &self,
         req: Request<AuditVerifyRequest>,
     ) -> Result<Response<AuditVerifyResponse>, Status> {
-        let who = super::peer_of(&req);
+        let who = super::conn_of(&req);
         let resp = self.session.audit.verify().await.ok_or_else(locked)?;
-        let mut rec = crate::audit::event("audit_verify", "cli", who);
+        let mut rec = super::event("audit_verify", "cli", &who);
         rec.success = resp.ok;
         if !resp.ok {
             rec.error = Some(resp.error.clone());
@@ -57,12 +59,24 @@ impl AuditRpc for AuditService {
         &self,
         req: Request<AuditPruneRequest>,
     ) -> Result<Response<AuditPruneResponse>, Status> {
-        let who = super::peer_of(&req);
+        let who = super::conn_of(&req);
+        let rec = super::event("audit_prune", "cli", &who);
+        if let Err(refused) = super::allow(&who, Action::Change) {
+            return super::audited(
+                &self.session.audit,
+                "audit_prune",
+                "cli",
+                &who,
+                Vec::new(),
+                Err(refused),
+            )
+            .await;
+        }
         let before = req.into_inner().before_ms;
         if before <= 0 {
             return Err(Status::invalid_argument("give a date to prune before"));
         }
-        match self.session.audit.prune(before, who).await {
+        match self.session.audit.prune(before, rec).await {
             None => Err(locked()),
             Some(Ok(r)) => Ok(Response::new(r)),
             Some(Err(e)) => Err(Status::failed_precondition(e)),

@@ -1,24 +1,28 @@
-//! `secretctl.v1.Daemon`: status, init, unlock, lock.
+//! `secretctl.v1.Daemon`: status, init, unlock, lock; the handlers of the
+//! policy and config files (`settings`) and of agent registration and
+//! re-authentication (`agents`) are in modules of their own.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use secretctl_proto::v1::daemon_server::Daemon;
 use secretctl_proto::v1::{
-    InitRequest, InitResponse, KdfParams, LockRequest, LockResponse, PolicyCheckRequest,
-    PolicyCheckResponse, StatusRequest, StatusResponse, UnlockRequest, UnlockResponse,
+    ApplyRequest, ApplyResponse, InitRequest, InitResponse, KdfParams, LockRequest, LockResponse,
+    PolicyCheckRequest, PolicyCheckResponse, ReauthRequest, ReauthResponse, RegisterRequest,
+    RegisterResponse, StatusRequest, StatusResponse, UnlockRequest, UnlockResponse,
 };
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
 
-use super::blocking;
+use super::{agents, blocking, settings};
+use crate::caller::Action;
 use crate::crypto;
 use crate::session::{LockReason, Session, unix_ms};
 use crate::vault::{Vault, VaultError};
 
 /// The session-control service.
 pub struct DaemonService {
-    session: Arc<Session>,
+    pub(super) session: Arc<Session>,
 }
 
 impl DaemonService {
@@ -43,7 +47,7 @@ impl DaemonService {
     }
 }
 
-fn check_password(pw: &[u8]) -> Result<(), Status> {
+pub(super) fn check_password(pw: &[u8]) -> Result<(), Status> {
     if pw.is_empty() {
         return Err(Status::invalid_argument("the password is empty"));
     }
@@ -57,7 +61,12 @@ fn check_password(pw: &[u8]) -> Result<(), Status> {
 
 #[tonic::async_trait]
 impl Daemon for DaemonService {
-    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let who = super::conn_of(&req);
+        let detail = req.get_ref().detail;
         let s = &self.session;
         let state = s.state();
         let secret_count = s.vault().map(|v| v.count()).unwrap_or(0);
@@ -76,13 +85,29 @@ impl Daemon for DaemonService {
             socket_path: s.paths.socket.display().to_string(),
             service_managed: s.service_managed,
             idle_timeout_secs: timeout,
+            caller_class: who.caller.class.as_str().into(),
+            caller_reason: who.caller.reason.clone(),
+            // Reading the files is for `secretctl status`, not for probes.
+            policy_state: if detail {
+                settings::policy_state(s)
+            } else {
+                String::new()
+            },
+            config_state: if detail {
+                settings::config_state(s)
+            } else {
+                String::new()
+            },
         }))
     }
 
     async fn init(&self, req: Request<InitRequest>) -> Result<Response<InitResponse>, Status> {
-        let who = super::peer_of(&req);
-        let r = self.do_init(req.into_inner()).await;
-        let mut rec = crate::audit::event("init", "cli", who);
+        let who = super::conn_of(&req);
+        let r = match super::allow(&who, Action::Change) {
+            Ok(()) => self.do_init(req.into_inner()).await,
+            Err(refused) => Err(refused),
+        };
+        let mut rec = super::event("init", "cli", &who);
         super::outcome(&mut rec, &r);
         self.session.audit.record(rec).await;
         r.map(Response::new)
@@ -92,11 +117,11 @@ impl Daemon for DaemonService {
         &self,
         req: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
-        let who = super::peer_of(&req);
+        let who = super::conn_of(&req);
         let r = self.do_unlock(req.into_inner()).await;
         // A failed unlock is written at once (unsealed while locked) and
         // sealed into the chain at the next unlock.
-        let mut rec = crate::audit::event("unlock", "cli", who);
+        let mut rec = super::event("unlock", "cli", &who);
         super::outcome(&mut rec, &r);
         self.session.audit.record(rec).await;
         r.map(Response::new)
@@ -106,26 +131,58 @@ impl Daemon for DaemonService {
         &self,
         req: Request<PolicyCheckRequest>,
     ) -> Result<Response<PolicyCheckResponse>, Status> {
-        let who = super::peer_of(&req);
-        let path = self
-            .session
-            .paths
-            .home
-            .join(secretctl_proto::paths::POLICY_FILE);
-        let report = blocking(move || Ok(crate::agent::report::policy_report(&path))).await?;
-        let mut rec = crate::audit::event("policy_check", "cli", who);
-        if !report.error.is_empty() {
-            rec.success = false;
-            rec.error = Some(report.error.clone());
-        }
-        self.session.audit.record(rec).await;
-        Ok(Response::new(report))
+        let who = super::conn_of(&req);
+        settings::policy_check(&self.session, &who)
+            .await
+            .map(Response::new)
     }
 
     async fn lock(&self, req: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
-        let who = super::peer_of(&req);
-        let was = self.session.lock(LockReason::Manual, Some(who));
+        let who = super::conn_of(&req);
+        let was = self.session.lock(LockReason::Manual, Some(&who));
         Ok(Response::new(LockResponse { was_unlocked: was }))
+    }
+
+    async fn register(
+        &self,
+        req: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        let who = super::conn_of(&req);
+        let kind = req.get_ref().kind();
+        agents::register(&self.session, &who, kind)
+            .await
+            .map(Response::new)
+    }
+
+    async fn reauthenticate(
+        &self,
+        req: Request<ReauthRequest>,
+    ) -> Result<Response<ReauthResponse>, Status> {
+        let who = super::conn_of(&req);
+        let password = Zeroizing::new(req.into_inner().password);
+        agents::reauthenticate(&self.session, &who, password)
+            .await
+            .map(Response::new)
+    }
+
+    async fn policy_apply(
+        &self,
+        req: Request<ApplyRequest>,
+    ) -> Result<Response<ApplyResponse>, Status> {
+        let who = super::conn_of(&req);
+        settings::apply_policy(&self.session, &who)
+            .await
+            .map(Response::new)
+    }
+
+    async fn config_apply(
+        &self,
+        req: Request<ApplyRequest>,
+    ) -> Result<Response<ApplyResponse>, Status> {
+        let who = super::conn_of(&req);
+        settings::apply_config(&self.session, &who)
+            .await
+            .map(Response::new)
     }
 }
 

@@ -17,12 +17,18 @@
 //!
 //! Every domain error becomes a status here and nowhere else.
 
+mod agents;
 pub mod audit;
 pub mod daemon;
+mod settings;
 pub mod vault;
+
+use std::sync::Arc;
 
 use tonic::Status;
 
+use crate::caller::conn::ConnInfo;
+use crate::caller::{Action, Caller, Conn, Refusal};
 use crate::runner::RunError;
 use crate::runner::resolve::ResolveError;
 use crate::session::Gate;
@@ -93,17 +99,43 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| Status::internal(format!("worker failed: {e}")))?
 }
 
-/// The connecting process, from the socket's peer credentials.
-pub fn peer_of<T>(req: &tonic::Request<T>) -> crate::audit::record::Peer {
+impl From<Refusal> for Status {
+    fn from(r: Refusal) -> Status {
+        let mut s = Status::permission_denied(r.to_string());
+        s.metadata_mut().insert(
+            secretctl_proto::REAUTH_METADATA,
+            "1".parse().expect("ASCII"),
+        );
+        s
+    }
+}
+
+/// The connection a request came on (classified at accept). A request
+/// without one (never from the socket) is treated as an agent's.
+pub fn conn_of<T>(req: &tonic::Request<T>) -> Arc<Conn> {
     req.extensions()
-        .get::<tonic::transport::server::UdsConnectInfo>()
-        .and_then(|i| i.peer_cred)
-        .map(|c| crate::audit::peer(c.pid(), c.uid()))
-        .unwrap_or_else(|| crate::audit::record::Peer {
-            pid: None,
-            uid: nix::unistd::geteuid().as_raw(),
-            exe: None,
+        .get::<ConnInfo>()
+        .map(|c| c.0.clone())
+        .unwrap_or_else(|| {
+            Arc::new(Conn::new(
+                crate::audit::record::Peer {
+                    pid: None,
+                    uid: nix::unistd::geteuid().as_raw(),
+                    exe: None,
+                },
+                Caller::agent("the request carries no peer information".into()),
+            ))
         })
+}
+
+/// A new audit record for `action` by the caller of `conn`.
+pub fn event(action: &str, source: &str, conn: &Conn) -> crate::audit::record::Record {
+    conn.event(action, source)
+}
+
+/// Asks the caller rule whether `conn` may do `action`.
+pub fn allow(conn: &Conn, action: Action) -> Result<(), Status> {
+    crate::caller::may(conn, action).map_err(Status::from)
 }
 
 /// Marks an audit record with a call's outcome (the status message names
@@ -121,11 +153,11 @@ pub async fn audited<T>(
     audit: &crate::audit::Audit,
     action: &str,
     source: &str,
-    who: crate::audit::record::Peer,
+    who: &Conn,
     keys: Vec<String>,
     result: Result<T, Status>,
 ) -> Result<T, Status> {
-    let mut rec = crate::audit::event(action, source, who);
+    let mut rec = event(action, source, who);
     rec.keys = keys;
     outcome(&mut rec, &result);
     audit.record(rec).await;

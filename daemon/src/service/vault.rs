@@ -11,6 +11,7 @@ use secretctl_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::blocking;
+use crate::caller::{Action, Conn};
 use crate::session::{Session, Use};
 use crate::vault::{ListFilter, now_secs};
 
@@ -26,15 +27,23 @@ impl VaultService {
 }
 
 impl VaultService {
-    async fn audited<T>(
+    /// Asks the caller rule, runs `f` if allowed, records the outcome.
+    async fn gated<T>(
         &self,
         action: &str,
-        who: crate::audit::record::Peer,
+        kind: Action,
+        who: &Conn,
         key: Option<String>,
-        result: Result<T, Status>,
-    ) -> Result<T, Status> {
+        f: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<Response<T>, Status> {
+        let result = match super::allow(who, kind) {
+            Ok(()) => f.await,
+            Err(refused) => Err(refused),
+        };
         let keys = key.into_iter().collect();
-        super::audited(&self.session.audit, action, "cli", who, keys, result).await
+        super::audited(&self.session.audit, action, "cli", who, keys, result)
+            .await
+            .map(Response::new)
     }
 
     async fn do_set(&self, req: SetRequest) -> Result<SetResponse, Status> {
@@ -101,54 +110,58 @@ impl VaultService {
 #[tonic::async_trait]
 impl VaultRpc for VaultService {
     async fn set(&self, req: Request<SetRequest>) -> Result<Response<SetResponse>, Status> {
-        let who = super::peer_of(&req);
+        let who = super::conn_of(&req);
         let req = req.into_inner();
-        let key = req.key.clone();
-        let r = self.do_set(req).await;
-        self.audited("set", who, Some(key), r)
+        let key = Some(req.key.clone());
+        self.gated("set", Action::Change, &who, key, self.do_set(req))
             .await
-            .map(Response::new)
     }
 
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
-        let who = super::peer_of(&req);
+        let who = super::conn_of(&req);
         let req = req.into_inner();
-        let key = req.key.clone();
-        let r = self.do_get(req).await;
-        self.audited("get", who, Some(key), r)
+        let key = Some(req.key.clone());
+        self.gated("get", Action::Reveal, &who, key, self.do_get(req))
             .await
-            .map(Response::new)
     }
 
     async fn get_metadata(
         &self,
         req: Request<MetadataRequest>,
     ) -> Result<Response<MetadataResponse>, Status> {
-        let who = super::peer_of(&req);
+        let who = super::conn_of(&req);
         let req = req.into_inner();
-        let key = req.key.clone();
-        let r = self.do_metadata(req).await;
-        self.audited("get_metadata", who, Some(key), r)
-            .await
-            .map(Response::new)
+        let key = Some(req.key.clone());
+        self.gated(
+            "get_metadata",
+            Action::Look,
+            &who,
+            key,
+            self.do_metadata(req),
+        )
+        .await
     }
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
-        let who = super::peer_of(&req);
-        let r = self.do_list(req.into_inner()).await;
-        self.audited("list", who, None, r).await.map(Response::new)
+        let who = super::conn_of(&req);
+        self.gated(
+            "list",
+            Action::Look,
+            &who,
+            None,
+            self.do_list(req.into_inner()),
+        )
+        .await
     }
 
     async fn delete(
         &self,
         req: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
-        let who = super::peer_of(&req);
+        let who = super::conn_of(&req);
         let req = req.into_inner();
-        let key = req.key.clone();
-        let r = self.do_delete(req).await;
-        self.audited("delete", who, Some(key), r)
+        let key = Some(req.key.clone());
+        self.gated("delete", Action::Change, &who, key, self.do_delete(req))
             .await
-            .map(Response::new)
     }
 }

@@ -282,6 +282,75 @@ impl Drop for Env {
     }
 }
 
+/// Arguments that start `program` under a small `sh` that waits for it.
+/// A shim started straight from the test process would register the test
+/// process as an agent host, and every later CLI call of the test would be
+/// an agent's; under the wrapper, the wrapper is the agent host.
+pub fn wrapped(program: &Path) -> (&'static str, Vec<std::ffi::OsString>) {
+    // `; exit $?` keeps sh from exec'ing the program in its place.
+    (
+        "sh",
+        vec![
+            "-c".into(),
+            "\"$@\"; exit $?".into(),
+            "sh".into(),
+            program.as_os_str().to_owned(),
+        ],
+    )
+}
+
+/// A command that starts the MCP shim under a wrapper process (see
+/// [`wrapped`]).
+pub fn shim_command() -> tokio::process::Command {
+    let (sh, args) = wrapped(&bin("secretctl-mcp"));
+    let mut cmd = tokio::process::Command::new(sh);
+    cmd.args(args);
+    cmd
+}
+
+/// Writes a settings file as the daemon requires it: a regular file, mode
+/// 0600 (replacing whatever was there, symlinks included).
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, text).expect("write settings file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
+
+impl Env {
+    /// Creates the home directory (0700) if needed.
+    pub fn make_home(&self) {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.home)
+            .expect("create home");
+    }
+
+    /// Writes `mcp-policy.yaml` (0600); it is in force once applied.
+    pub fn write_policy(&self, text: &str) {
+        self.make_home();
+        write_private(&self.home.join("mcp-policy.yaml"), text);
+    }
+
+    /// Writes `config.yaml` (0600); read at start, `agent:` once applied.
+    pub fn write_config(&self, text: &str) {
+        self.make_home();
+        write_private(&self.home.join("config.yaml"), text);
+    }
+
+    /// `secretctl policy apply`, which must succeed.
+    pub fn apply_policy(&self) {
+        assert_ok(&self.cli(&["policy", "apply"]), "policy apply");
+    }
+
+    /// `secretctl config apply`, which must succeed.
+    pub fn apply_config(&self) {
+        assert_ok(&self.cli(&["config", "apply"]), "config apply");
+    }
+}
+
 /// Waits (polling) until process `pid` has exited; zombies count as gone.
 pub fn wait_gone(pid: i32) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,0 +1,185 @@
+//! What the daemon enforces for agents: the copies of `mcp-policy.yaml` and
+//! of `config.yaml` that a user applied (`secretctl policy apply`,
+//! `secretctl config apply`; contract §9), not the files as they are now.
+//!
+//! The copies are sealed in the vault (an agent that edits the files, or
+//! the vault's bytes, changes nothing it can use) and loaded at unlock.
+//! While nothing is applied, agent runs are refused and the `agent.*`
+//! settings have their defaults.
+
+use std::path::Path;
+use std::sync::RwLock;
+
+use crate::config::Config;
+use crate::keyring::DataKey;
+use crate::policy::{self, Policy};
+use crate::store::Applied as Which;
+use crate::vault::{Vault, VaultError};
+
+/// How a settings file compares with its applied copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileState {
+    /// Nothing was applied yet.
+    NotApplied,
+    /// The file reads exactly as the applied copy.
+    Same,
+    /// The file was changed (or removed) since it was applied.
+    Differs,
+    /// No file (and nothing applied).
+    Missing,
+    /// The file cannot be read safely (the message says why).
+    Unusable(String),
+}
+
+impl FileState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FileState::NotApplied => "not applied",
+            FileState::Same => "applied",
+            FileState::Differs => "differs from the applied copy",
+            FileState::Missing => "missing",
+            FileState::Unusable(_) => "unusable",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    policy: Option<(String, Policy)>,
+    config: Option<(String, Config)>,
+}
+
+/// The applied copies held in memory.
+#[derive(Default)]
+pub struct Applied {
+    inner: RwLock<Inner>,
+}
+
+impl Applied {
+    /// Loads the copies sealed in `vault` (at unlock and init).
+    pub fn load(&self, vault: &Vault, dk: &DataKey) -> Result<(), VaultError> {
+        let policy = vault.applied_text(dk, Which::Policy)?.and_then(|text| {
+            policy::parse(&text)
+                .map_err(|e| tracing::error!(error = %e, "the applied policy no longer parses; agent runs are refused until it is applied again"))
+                .ok()
+                .map(|p| (text, p))
+        });
+        let config = vault.applied_text(dk, Which::Config)?.and_then(|text| {
+            Config::parse(&text)
+                .map_err(|e| tracing::error!(error = %e, "the applied config no longer parses; agent settings have their defaults"))
+                .ok()
+                .map(|c| (text, c))
+        });
+        let mut inner = self.inner.write().expect("applied lock is never poisoned");
+        inner.policy = policy;
+        inner.config = config;
+        Ok(())
+    }
+
+    /// The applied policy. A missing policy file refuses every run even if
+    /// a copy was applied (removing the file can only narrow what agents
+    /// may do); an edited file changes nothing.
+    pub fn policy(&self, file: &Path) -> Result<Policy, String> {
+        if std::fs::symlink_metadata(file).is_err() {
+            return Err(format!(
+                "no policy file at {}: ask the user to write it (docs/policy.md) and run 'secretctl policy apply' in their own terminal",
+                file.display()
+            ));
+        }
+        self.inner
+            .read()
+            .expect("applied lock is never poisoned")
+            .policy
+            .as_ref()
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| {
+                format!(
+                    "no policy has been applied: ask the user to check {} and run 'secretctl policy apply' in their own terminal",
+                    file.display()
+                )
+            })
+    }
+
+    /// The applied config (its `agent:` section is what counts), or the
+    /// defaults.
+    pub fn config(&self) -> Config {
+        self.inner
+            .read()
+            .expect("applied lock is never poisoned")
+            .config
+            .as_ref()
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default()
+    }
+
+    /// Seals `text` (already validated as `parsed`) as the applied policy.
+    pub fn set_policy(
+        &self,
+        vault: &Vault,
+        dk: &DataKey,
+        text: String,
+        parsed: Policy,
+    ) -> Result<(), VaultError> {
+        vault.set_applied_text(dk, Which::Policy, &text)?;
+        self.inner
+            .write()
+            .expect("applied lock is never poisoned")
+            .policy = Some((text, parsed));
+        Ok(())
+    }
+
+    /// Seals `text` (already validated as `parsed`) as the applied config.
+    pub fn set_config(
+        &self,
+        vault: &Vault,
+        dk: &DataKey,
+        text: String,
+        parsed: Config,
+    ) -> Result<(), VaultError> {
+        vault.set_applied_text(dk, Which::Config, &text)?;
+        self.inner
+            .write()
+            .expect("applied lock is never poisoned")
+            .config = Some((text, parsed));
+        Ok(())
+    }
+
+    /// How the policy file compares with its applied copy.
+    pub fn policy_state(&self, file: &Path) -> FileState {
+        let applied = self
+            .inner
+            .read()
+            .expect("applied lock is never poisoned")
+            .policy
+            .as_ref()
+            .map(|(t, _)| t.clone());
+        compare(policy::read(file).map(Some), applied)
+    }
+
+    /// How the config file compares with its applied copy.
+    pub fn config_state(&self, file: &Path) -> FileState {
+        let applied = self
+            .inner
+            .read()
+            .expect("applied lock is never poisoned")
+            .config
+            .as_ref()
+            .map(|(t, _)| t.clone());
+        compare(Config::read(file), applied)
+    }
+}
+
+fn compare(
+    file: Result<Option<String>, crate::private_file::FileError>,
+    applied: Option<String>,
+) -> FileState {
+    use crate::private_file::FileError;
+    match (file, applied) {
+        (Err(FileError::Missing { .. }) | Ok(None), None) => FileState::Missing,
+        (Err(FileError::Missing { .. }) | Ok(None), Some(_)) => FileState::Differs,
+        (Err(e), _) => FileState::Unusable(e.to_string()),
+        (Ok(Some(_)), None) => FileState::NotApplied,
+        (Ok(Some(now)), Some(was)) if now == was => FileState::Same,
+        (Ok(Some(_)), Some(_)) => FileState::Differs,
+    }
+}

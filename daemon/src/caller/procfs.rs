@@ -1,0 +1,148 @@
+//! What `/proc` tells about a process: its parent, start time, terminal,
+//! real uid and whether its environment holds a marker variable.
+//!
+//! Linux only; elsewhere every read fails, which classification treats as
+//! unreadable ancestry (fail closed).
+
+use std::io::Read;
+
+/// The fields of `/proc/PID/stat` classification needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub comm: String,
+    pub state: char,
+    pub ppid: i32,
+    /// Controlling terminal (0: none).
+    pub tty_nr: i32,
+    /// Clock ticks after boot: with the pid, a process's identity.
+    pub starttime: u64,
+}
+
+/// Largest environment block read (`ARG_MAX`-sized blocks exist; markers
+/// are names, so a longer block is read only this far).
+const MAX_ENVIRON: u64 = 2 * 1024 * 1024;
+
+fn invalid(pid: i32, what: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("/proc/{pid}/stat: cannot parse {what}"),
+    )
+}
+
+/// Parses `/proc/PID/stat`.
+pub fn stat(pid: i32) -> std::io::Result<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_stat(pid, &text)
+}
+
+fn parse_stat(pid: i32, text: &str) -> std::io::Result<Stat> {
+    // `comm` may hold spaces and parentheses: it ends at the last ')'.
+    let open = text.find('(').ok_or_else(|| invalid(pid, "comm"))?;
+    let close = text.rfind(')').ok_or_else(|| invalid(pid, "comm"))?;
+    let comm = text.get(open + 1..close).unwrap_or_default().to_string();
+    let rest: Vec<&str> = text
+        .get(close + 1..)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    // rest[0] is field 3 (state); starttime is field 22.
+    let field = |n: usize| {
+        rest.get(n - 3)
+            .copied()
+            .ok_or_else(|| invalid(pid, "fields"))
+    };
+    Ok(Stat {
+        comm,
+        state: field(3)?.chars().next().unwrap_or('?'),
+        ppid: field(4)?.parse().map_err(|_| invalid(pid, "ppid"))?,
+        tty_nr: field(7)?.parse().map_err(|_| invalid(pid, "tty_nr"))?,
+        starttime: field(22)?.parse().map_err(|_| invalid(pid, "starttime"))?,
+    })
+}
+
+/// Direct children of `parent`, from a scan of `/proc`.
+pub fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| stat(pid).is_ok_and(|s| s.ppid == parent))
+        .collect()
+}
+
+/// The real uid of `pid` (from `/proc/PID/status`).
+pub fn real_uid(pid: i32) -> std::io::Result<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("/proc/{pid}/status has no Uid line"),
+            )
+        })
+}
+
+/// The first of `markers` set in `pid`'s environment, if any. Fails when the
+/// environment cannot be read (another uid, a non-dumpable process).
+pub fn marker_in_environ(pid: i32, markers: &[String]) -> std::io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    std::fs::File::open(format!("/proc/{pid}/environ"))?
+        .take(MAX_ENVIRON)
+        .read_to_end(&mut buf)?;
+    Ok(marker_in(&buf, markers))
+}
+
+fn marker_in(block: &[u8], markers: &[String]) -> Option<String> {
+    block.split(|b| *b == 0).find_map(|entry| {
+        let name = entry.split(|b| *b == b'=').next()?;
+        markers.iter().find(|m| m.as_bytes() == name).cloned()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_awkward_comm() {
+        let line = "4242 (my (odd) prog) S 17 4242 4242 34816 4242 4194304 1 2 3 4 5 6 7 8 20 0 1 0 987654 12345 67";
+        let s = parse_stat(4242, line).unwrap();
+        assert_eq!(s.comm, "my (odd) prog");
+        assert_eq!(
+            (s.state, s.ppid, s.tty_nr, s.starttime),
+            ('S', 17, 34816, 987654)
+        );
+        assert!(parse_stat(1, "garbage").is_err());
+        assert!(parse_stat(1, "1 (x) S 0").is_err());
+    }
+
+    #[test]
+    fn markers_match_whole_names_only() {
+        let m = vec!["CLAUDECODE".to_string(), "SECRETCTL_AGENT".to_string()];
+        assert_eq!(
+            marker_in(b"A=1\0CLAUDECODE=1\0", &m),
+            Some("CLAUDECODE".into())
+        );
+        assert_eq!(
+            marker_in(b"NOT_CLAUDECODE=1\0CLAUDECODEX=1\0X=CLAUDECODE\0", &m),
+            None
+        );
+        assert_eq!(
+            marker_in(b"SECRETCTL_AGENT\0", &m),
+            Some("SECRETCTL_AGENT".into())
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id() as i32;
+        let s = stat(me).unwrap();
+        assert_eq!(s.ppid, nix::unistd::getppid().as_raw());
+        assert_eq!(real_uid(me).unwrap(), nix::unistd::getuid().as_raw());
+        assert!(marker_in_environ(me, &["PATH".into()]).unwrap().is_some());
+    }
+}
