@@ -186,6 +186,11 @@ impl Classifier {
             }
             if known.uid == Some(self.uid) {
                 match &known.marker {
+                    Ok(Some(m)) if depth == 0 => {
+                        return Caller::agent(format!(
+                            "this process has the AI agent marker {m} in its environment"
+                        ));
+                    }
                     Ok(Some(m)) => {
                         return Caller::agent(format!(
                             "this process descends from an AI agent ({who} has {m} in its environment)"

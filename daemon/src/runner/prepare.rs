@@ -301,20 +301,11 @@ pub async fn prepare(
         }
         _ => (None, timeout),
     };
-    let mut env = spec.env;
-    if mode == Mode::Agent {
-        // Belt and braces for the classification of what the run starts
-        // (its supervisor is registered too).
-        env.push(EnvVar {
-            name: "SECRETCTL_AGENT".into(),
-            value: b"1".to_vec(),
-        });
-    }
     Ok(Prepared {
         argv: spec.argv,
         program,
         cwd,
-        env,
+        env: spec.env,
         injections,
         redactor,
         timeout,
