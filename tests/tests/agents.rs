@@ -463,6 +463,17 @@ fn kill_9_of_the_daemon_kills_a_running_child_within_2_s() {
     );
     let _ = cli.kill();
     let _ = cli.wait();
+    // The run was recorded before it started, so the crash did not erase it.
+    env.start();
+    assert_ok(&env.cli_with_password(&["unlock"]), "unlock");
+    let starts = json(&env.cli(&["audit", "list", "--json", "--action", "run_start"]));
+    assert!(
+        starts.as_array().unwrap().iter().any(|r| r["command"]
+            .as_str()
+            .unwrap_or("")
+            .contains("exec sleep 300")),
+        "{starts}"
+    );
 }
 
 #[test]

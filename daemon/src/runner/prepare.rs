@@ -14,8 +14,10 @@
 //!   [`secretctl_proto::rules::BASE_ENV`] (plus `LC_*`) and its secrets.
 //! - An agent run's redactor knows every sensitive value in the vault, not
 //!   only the injected ones, and cannot be switched off.
-//! - The policy file is read once per run: the command check and the env
-//!   alias come from the same version.
+//! - The policy is taken once per run, from the copy a user applied: the
+//!   command check and the env alias come from the same version.
+//! - A `run_start` record is durable before the run is started, so a run
+//!   the daemon never saw end (a crash, a kill) is still in the log.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -301,6 +303,9 @@ pub async fn prepare(
         }
         _ => (None, timeout),
     };
+    let mut started = rec.clone();
+    started.action = "run_start".into();
+    session.audit.record(started).await;
     Ok(Prepared {
         argv: spec.argv,
         program,
