@@ -140,7 +140,8 @@ fn failed_unlocks_and_refused_connections_are_recorded_and_sealed() {
     let mut bad = env.command(&["unlock"]);
     bad.env("SECRETCTL_PASSWORD", "wrong password");
     assert_code(&run(bad, None), 1, "wrong unlock");
-    let foreign = env.expose_socket_to_others();
+    let foreign = env
+        .expose_socket_to_others("failed_unlocks_and_refused_connections_are_recorded_and_sealed");
     if foreign {
         assert_code(&env.status_as_nobody(), 6, "foreign uid");
     }

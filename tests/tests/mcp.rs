@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -38,14 +38,15 @@ fn write_policy(env: &Env, text: &str) {
 
 /// A vault with test secrets, a policy and small agent limits.
 fn setup() -> Env {
+    setup_with("agent:\n  max_concurrent_runs: 4\n  output_cap_bytes: 4096\n")
+}
+
+/// As [`setup`], with `config` as the daemon's config.yaml.
+fn setup_with(config: &str) -> Env {
     let mut env = Env::new();
     std::fs::create_dir_all(&env.home).unwrap();
     std::fs::set_permissions(&env.home, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::write(
-        env.home.join("config.yaml"),
-        "agent:\n  max_concurrent_runs: 4\n  output_cap_bytes: 4096\n",
-    )
-    .unwrap();
+    std::fs::write(env.home.join("config.yaml"), config).unwrap();
     env.start();
     env.init();
     env.set("api/key", API_KEY);
@@ -79,6 +80,16 @@ fn setup() -> Env {
     env
 }
 
+/// Longest wait for one MCP answer (a run's own timeout is shorter).
+const RPC_LIMIT: Duration = Duration::from_secs(90);
+
+/// Awaits `fut`, failing the test if it takes longer than [`RPC_LIMIT`].
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(RPC_LIMIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {RPC_LIMIT:?}"))
+}
+
 struct Mcp {
     client: rmcp::service::RunningService<rmcp::RoleClient, ()>,
     stderr_log: std::path::PathBuf,
@@ -87,6 +98,12 @@ struct Mcp {
 
 impl Mcp {
     async fn start(env: &Env) -> Mcp {
+        Mcp::start_with_env(env, &[]).await
+    }
+
+    /// Starts the shim with `extra` variables in its environment. The shim
+    /// is killed when the client is dropped, also when the test panics.
+    async fn start_with_env(env: &Env, extra: &[(&str, &str)]) -> Mcp {
         let stderr_log = env
             .dir
             .path()
@@ -98,12 +115,16 @@ impl Mcp {
             .env("SECRETCTL_SOCKET", &env.socket)
             .env("SECRETCTL_LOG", "debug")
             .env("RUST_LOG", "trace")
-            .current_dir(env.dir.path());
+            .envs(extra.iter().copied())
+            .current_dir(env.dir.path())
+            .kill_on_drop(true);
         let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
             .stderr(log)
             .spawn()
             .unwrap();
-        let client = ().serve(transport).await.expect("MCP initialize");
+        let client = within("MCP initialize", ().serve(transport))
+            .await
+            .expect("MCP initialize");
         Mcp {
             client,
             stderr_log,
@@ -115,7 +136,9 @@ impl Mcp {
     async fn call(&mut self, name: &'static str, args: Value) -> (bool, Value) {
         let params =
             CallToolRequestParams::new(name).with_arguments(args.as_object().unwrap().clone());
-        let r = self.client.call_tool(params).await.expect("tools/call");
+        let r = within(name, self.client.call_tool(params))
+            .await
+            .expect("tools/call");
         let text = serde_json::to_string(&r).unwrap();
         self.seen.push(text);
         let is_error = r.is_error.unwrap_or(false);
@@ -149,7 +172,7 @@ impl Mcp {
     /// Closes the session and checks nothing the agent saw, nor the shim's
     /// log, holds a secret.
     async fn finish(self, env: &Env) {
-        let _ = self.client.cancel().await;
+        let _ = within("MCP close", self.client.cancel()).await;
         let log = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
         for s in SECRETS {
             assert!(!log.contains(s), "shim stderr holds a secret");
@@ -174,7 +197,7 @@ fn every_tool_and_the_guide_scenarios() {
     let env = setup();
     rt().block_on(async {
         let mut m = Mcp::start(&env).await;
-        let tools = m.client.list_all_tools().await.unwrap();
+        let tools = within("tools/list", m.client.list_all_tools()).await.unwrap();
         assert_eq!(tools.len(), 8);
         assert_eq!(m.client.peer_info().unwrap().server_info.as_ref().unwrap().name, "secretctl");
 
@@ -371,30 +394,108 @@ fn locked_vault_answers_with_the_fix() {
     });
 }
 
+/// One agent run of the queue test: it creates a marker file, records how
+/// many markers exist (runs in progress at that moment), waits for the
+/// release file, then removes its marker. The sleep is the child's polling
+/// interval; the test itself waits only on conditions.
+const QUEUE_RUN: &str = r#"d="$1"; m="$d/run.$$"; : > "$m"
+n=$(ls "$d" | grep -c '^run\.'); echo "$n" >> "$d/counts"
+while [ ! -e "$d/release" ]; do sleep 0.02; done
+rm "$m"; echo "done $n""#;
+
+fn queue_call(
+    m: &Mcp,
+    dir: &std::path::Path,
+    timeout: &str,
+) -> tokio::task::JoinHandle<rmcp::model::CallToolResult> {
+    let params = CallToolRequestParams::new("secret_run").with_arguments(
+        json!({"keys": ["api/key"], "command": "sh", "args": ["-c", QUEUE_RUN, "sh", dir.to_str().unwrap()], "timeout": timeout})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let peer = m.client.peer().clone();
+    tokio::spawn(async move {
+        within("queued secret_run", peer.call_tool(params))
+            .await
+            .expect("tools/call")
+    })
+}
+
+fn markers(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("run.")
+        })
+        .count()
+}
+
+/// `max_concurrent_runs` measured by peak concurrency, not wall time: with
+/// a limit of 2, two runs hold the slots; three more with a short timeout
+/// wait in the queue and are refused without ever starting; three more
+/// queue and run once the slots free up. Every run records how many runs
+/// were in progress when it started: the peak must be exactly 2.
 #[test]
-fn ten_parallel_runs_with_a_limit_of_four_all_complete() {
-    let env = setup();
+fn run_queue_limit_holds_at_peak_concurrency() {
+    let env = setup_with("agent:\n  max_concurrent_runs: 2\n  output_cap_bytes: 4096\n");
+    let dir = env.dir.path().join("queue");
+    std::fs::create_dir(&dir).unwrap();
     rt().block_on(async {
         let m = Mcp::start(&env).await;
-        let started = Instant::now();
-        let mut calls = Vec::new();
-        for i in 0..10 {
-            let params = CallToolRequestParams::new("secret_run").with_arguments(
-                json!({"keys": ["api/key"], "command": "sh", "args": ["-c", format!("sleep 0.3; echo run-{i}")]})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
+        let holders: Vec<_> = (0..2).map(|_| queue_call(&m, &dir, "60s")).collect();
+        // Both slots taken: poll until both holders are running.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while markers(&dir) < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "two runs never ran at once (queue too strict?)"
             );
-            let peer = m.client.peer().clone();
-            calls.push(tokio::spawn(async move { peer.call_tool(params).await }));
+            tokio::time::sleep(Duration::from_millis(5)).await; // polling interval
         }
-        for (i, call) in calls.into_iter().enumerate() {
-            let r = call.await.unwrap().unwrap();
-            assert_eq!(r.is_error, Some(false));
-            assert_eq!(r.structured_content.unwrap()["stdout"], format!("run-{i}\n"));
+        // Three more cannot start while the holders wait for the release:
+        // they time out in the queue (their timeout covers the wait).
+        let refused: Vec<_> = (0..3).map(|_| queue_call(&m, &dir, "1s")).collect();
+        for r in refused {
+            let r = r.await.unwrap();
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(
+                r.is_error,
+                Some(true),
+                "a third run started while two were running: {text}"
+            );
+            assert!(text.contains("agent runs were in progress"), "{text}");
         }
-        // 10 runs of 0.3 s, 4 at a time, need three waves.
-        assert!(started.elapsed() >= Duration::from_millis(850), "limit not applied: {:?}", started.elapsed());
+        assert_eq!(markers(&dir), 2, "only the two holders may be running");
+        // Three that queue long enough run after the holders finish.
+        let later: Vec<_> = (0..3).map(|_| queue_call(&m, &dir, "60s")).collect();
+        std::fs::write(dir.join("release"), b"").unwrap();
+        for call in holders.into_iter().chain(later) {
+            let r = call.await.unwrap();
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(r.is_error, Some(false), "{text}");
+            let out = r.structured_content.unwrap();
+            assert_eq!(out["exit_code"], 0, "{out}");
+            assert!(
+                out["stdout"].as_str().unwrap().starts_with("done "),
+                "{out}"
+            );
+        }
+        let counts: Vec<usize> = std::fs::read_to_string(dir.join("counts"))
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect();
+        assert_eq!(counts.len(), 5, "five runs started: {counts:?}");
+        assert_eq!(
+            counts.iter().max(),
+            Some(&2),
+            "peak concurrency: {counts:?}"
+        );
         m.finish(&env).await;
     });
 }
@@ -422,18 +523,22 @@ fn output_cap_never_leaks_a_straddling_value() {
 #[test]
 fn raw_wire_protocol() {
     let env = setup();
-    let mut child = std::process::Command::new(bin("secretctl-mcp"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SECRETCTL_SOCKET", &env.socket)
-        .env("SECRETCTL_LOG", "trace")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = ChildGuard::new(
+        std::process::Command::new(bin("secretctl-mcp"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SECRETCTL_SOCKET", &env.socket)
+            .env("SECRETCTL_LOG", "trace")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = child.child().stdin.take().unwrap();
+    let lines = TimedLines::new(child.child().stdout.take().unwrap());
+    let err_lines = TimedLines::new(child.child().stderr.take().unwrap());
+    let limit = Duration::from_secs(60);
     let mut send = |v: &str| {
         stdin.write_all(v.as_bytes()).unwrap();
         stdin.write_all(b"\n").unwrap();
@@ -442,7 +547,7 @@ fn raw_wire_protocol() {
     send(
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#,
     );
-    let init: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let init: Value = serde_json::from_str(&lines.next(limit).expect("initialize answer")).unwrap();
     assert_eq!(init["id"], 1);
     assert_eq!(init["result"]["serverInfo"]["name"], "secretctl");
     send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
@@ -453,7 +558,7 @@ fn raw_wire_protocol() {
     );
     let mut by_id = std::collections::HashMap::new();
     while by_id.len() < 2 {
-        let line = lines.next().expect("shim closed stdout early").unwrap();
+        let line = lines.next(limit).expect("shim closed stdout early");
         let v: Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("non-JSON on stdout: {line}"));
         assert_eq!(v["jsonrpc"], "2.0", "{line}");
@@ -468,23 +573,14 @@ fn raw_wire_protocol() {
         "[REDACTED:API_KEY]\n"
     );
     drop(stdin);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(st.success(), "shim exited with {st}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "shim did not exit on EOF");
-        std::thread::sleep(Duration::from_millis(10)); // polling interval
-    }
-    for rest in lines {
-        let line = rest.unwrap();
+    let st = child.wait(Duration::from_secs(10), "shim after EOF on stdin");
+    assert!(st.success(), "shim exited with {st}");
+    for line in lines.rest(limit) {
         assert!(
             serde_json::from_str::<Value>(&line).is_ok(),
             "non-JSON on stdout: {line}"
         );
     }
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let err = err_lines.rest(limit).join("\n");
     assert!(!err.contains(API_KEY), "shim stderr holds a secret");
 }

@@ -269,7 +269,7 @@ fn kill_9_loses_no_acknowledged_write() {
 #[test]
 fn another_uid_is_refused() {
     let env = Env::unlocked();
-    if !env.expose_socket_to_others() {
+    if !env.expose_socket_to_others("another_uid_is_refused") {
         return;
     }
     let out = env.status_as_nobody();
@@ -292,7 +292,8 @@ fn open_socket_directory_is_refused() {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = Command::new(bin("secretctld"));
     env.apply(&mut cmd);
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    // run() kills it and fails if the daemon starts anyway (a regression).
+    let out = run(cmd, None);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("chmod 700"), "{}", stderr(&out));
     assert!(!env.socket.exists());
@@ -326,7 +327,11 @@ fn two_clis_autostart_one_daemon() {
             .unwrap()
     };
     let (a, b) = (spawn(), spawn());
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    // The autostarted daemon is stopped by `env`'s guard if this test fails.
+    let (a, b) = (
+        wait_output(a, CLI_LIMIT, "first status"),
+        wait_output(b, CLI_LIMIT, "second status"),
+    );
     assert_ok(&a, "first status");
     assert_ok(&b, "second status");
     let (pa, pb) = (
@@ -367,7 +372,7 @@ fn malformed_config_is_a_startup_error_naming_the_line() {
     .unwrap();
     let mut cmd = Command::new(bin("secretctld"));
     env.apply(&mut cmd);
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let out = run(cmd, None);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
