@@ -182,7 +182,34 @@ pub fn status_json(st: &StatusResponse) -> serde_json::Value {
         "socket_path": st.socket_path,
         "secret_count": st.secret_count,
         "service_managed": st.service_managed,
+        "hardening": st.hardening.as_ref().map(|h| json!({
+            "dumpable": h.dumpable,
+            "core_limit": h.core_limit,
+            "locked_bytes": h.locked_bytes,
+            "mlock_ok": h.mlock_ok,
+        })),
     })
+}
+
+/// One line on the daemon's hardening; problems named, not hidden.
+fn hardening_line(h: &secretctl_proto::v1::Hardening) -> String {
+    let mut parts = vec![
+        if h.dumpable {
+            "DUMPABLE (ptrace and core dumps possible)".to_string()
+        } else {
+            "not dumpable".to_string()
+        },
+        if h.core_limit == 0 {
+            "no core files".to_string()
+        } else {
+            format!("CORE LIMIT {}", h.core_limit)
+        },
+        format!("{} bytes mlocked", h.locked_bytes),
+    ];
+    if !h.mlock_ok {
+        parts.push("MLOCK REFUSED (raise RLIMIT_MEMLOCK)".into());
+    }
+    parts.join(", ")
 }
 
 pub async fn status(json_out: bool) -> Result<()> {
@@ -216,6 +243,9 @@ pub async fn status(json_out: bool) -> Result<()> {
     println!("vault:     {}", st.vault_path);
     println!("socket:    {}", st.socket_path);
     println!("secrets:   {}", st.secret_count);
+    if let Some(h) = &st.hardening {
+        println!("hardening: {}", hardening_line(h));
+    }
     Ok(())
 }
 
@@ -268,6 +298,7 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "hardening",
                 "idle_lock_deadline",
                 "idle_timeout_secs",
                 "pid",
@@ -282,5 +313,36 @@ mod tests {
         );
         assert_eq!(j["state"], "locked");
         assert_eq!(j["idle_lock_deadline"], serde_json::Value::Null);
+        assert_eq!(j["hardening"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn hardening_is_shown() {
+        let h = secretctl_proto::v1::Hardening {
+            dumpable: false,
+            core_limit: 0,
+            locked_bytes: 4096,
+            mlock_ok: true,
+        };
+        let st = StatusResponse {
+            hardening: Some(h),
+            ..Default::default()
+        };
+        assert_eq!(
+            status_json(&st)["hardening"],
+            json!({"dumpable": false, "core_limit": 0, "locked_bytes": 4096, "mlock_ok": true})
+        );
+        assert_eq!(
+            hardening_line(&h),
+            "not dumpable, no core files, 4096 bytes mlocked"
+        );
+        let bad = secretctl_proto::v1::Hardening {
+            dumpable: true,
+            core_limit: u64::MAX,
+            locked_bytes: 0,
+            mlock_ok: false,
+        };
+        let line = hardening_line(&bad);
+        assert!(line.contains("DUMPABLE") && line.contains("MLOCK REFUSED"), "{line}");
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use secretctl_proto::v1::daemon_server::Daemon;
 use secretctl_proto::v1::{
-    InitRequest, InitResponse, KdfParams, LockRequest, LockResponse, PolicyCheckRequest,
+    Hardening, InitRequest, InitResponse, KdfParams, LockRequest, LockResponse, PolicyCheckRequest,
     PolicyCheckResponse, StatusRequest, StatusResponse, UnlockRequest, UnlockResponse,
 };
 use tonic::{Request, Response, Status};
@@ -65,6 +65,7 @@ impl Daemon for DaemonService {
             .idle_deadline()
             .map(|(t, d)| (unix_ms(t), d.as_secs()))
             .unwrap_or((0, 0));
+        let h = crate::hardening::report();
         Ok(Response::new(StatusResponse {
             version: secretctl_proto::VERSION.to_string(),
             protocol: secretctl_proto::PROTOCOL,
@@ -76,6 +77,12 @@ impl Daemon for DaemonService {
             socket_path: s.paths.socket.display().to_string(),
             service_managed: s.service_managed,
             idle_timeout_secs: timeout,
+            hardening: Some(Hardening {
+                dumpable: h.dumpable,
+                core_limit: h.core_limit,
+                locked_bytes: h.locked_bytes,
+                mlock_ok: h.mlock_ok,
+            }),
         }))
     }
 
