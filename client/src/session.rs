@@ -343,6 +343,9 @@ mod tests {
             mlock_ok: false,
         };
         let line = hardening_line(&bad);
-        assert!(line.contains("DUMPABLE") && line.contains("MLOCK REFUSED"), "{line}");
+        assert!(
+            line.contains("DUMPABLE") && line.contains("MLOCK REFUSED"),
+            "{line}"
+        );
     }
 }

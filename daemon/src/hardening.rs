@@ -276,7 +276,10 @@ mod tests {
         // Other tests hold pages too: at least ours is counted.
         assert!(r.locked_bytes >= PAGE as u64, "{r:?}");
         #[cfg(target_os = "linux")]
-        assert!(proc_status_kb("VmLck:") >= 4, "the kernel sees no locked page");
+        assert!(
+            proc_status_kb("VmLck:") >= 4,
+            "the kernel sees no locked page"
+        );
         drop(p);
     }
 

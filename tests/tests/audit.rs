@@ -351,3 +351,47 @@ fn concurrent_cli_and_mcp_activity_never_forks_the_chain() {
     assert_eq!(verify(&env).0, 0);
     assert_log_has_no_value(&env);
 }
+
+/// Locking is recorded with its reason: by hand, on idle timeout, and at
+/// shutdown.
+#[test]
+fn every_lock_is_recorded_with_its_reason() {
+    let mut env = env_with_history(1 << 20);
+    assert_ok(&env.cli(&["lock"]), "lock");
+    assert_ok(
+        &env.cli_with_password(&["unlock", "--timeout", "1s"]),
+        "unlock 1s",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while env.status().unwrap().state == secretctl_proto::v1::VaultState::Unlocked as i32 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle lock never fired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20)); // polling interval
+    }
+    assert_ok(&env.cli_with_password(&["unlock"]), "unlock");
+    env.stop();
+    env.start();
+    assert_ok(&env.cli_with_password(&["unlock"]), "unlock after restart");
+    let locks = records(&env, &["--action", "lock"]);
+    let reasons: Vec<&str> = locks
+        .iter()
+        .map(|r| r["detail"]["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["manual", "idle timeout", "shutdown"], "{locks:?}");
+    assert!(
+        locks
+            .iter()
+            .all(|r| r["success"] == true && r["seq"].is_u64())
+    );
+    assert!(
+        locks[0]["peer"]["exe"]
+            .as_str()
+            .unwrap()
+            .ends_with("secretctl"),
+        "{}",
+        locks[0]
+    );
+    assert_eq!(verify(&env).0, 0);
+}

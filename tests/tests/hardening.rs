@@ -131,10 +131,7 @@ fn socket_is_0600_and_every_file_is_private_under_an_open_umask() {
 
     let mut paths = vec![env.home.clone()];
     walk(&env.home, &mut paths);
-    assert!(
-        paths.iter().any(|p| p.ends_with("vault.redb")),
-        "{paths:?}"
-    );
+    assert!(paths.iter().any(|p| p.ends_with("vault.redb")), "{paths:?}");
     assert!(
         paths
             .iter()

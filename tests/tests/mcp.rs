@@ -584,3 +584,276 @@ fn raw_wire_protocol() {
     let err = err_lines.rest(limit).join("\n");
     assert!(!err.contains(API_KEY), "shim stderr holds a secret");
 }
+
+/// The agent's environment: only the base variables reach a run. Checked
+/// twice: through the shim (whose environment holds an unusual variable
+/// and `SECRETCTL_*`), and straight at the daemon's agent service, which
+/// must apply its own allow-list whatever a client sends.
+#[test]
+fn agent_runs_see_only_the_base_environment() {
+    let env = setup();
+    let script = "env | sort";
+    rt().block_on(async {
+        let mut m = Mcp::start_with_env(
+            &env,
+            &[
+                ("FOO_SHOULD_NOT_PASS", "1"),
+                ("LC_ALL", "C"),
+                ("SECRETCTL_HOME", "/nonexistent"),
+            ],
+        )
+        .await;
+        let r = m
+            .ok(
+                "secret_run",
+                json!({"keys": ["api/key"], "command": "sh", "args": ["-c", script]}),
+            )
+            .await;
+        let out = r["stdout"].as_str().unwrap();
+        assert!(out.contains("PATH=") && out.contains("LC_ALL=C"), "{out}");
+        assert!(out.contains("API_KEY=[REDACTED:API_KEY]"), "{out}");
+        assert!(
+            !out.contains("FOO_SHOULD_NOT_PASS"),
+            "an unlisted variable reached the run: {out}"
+        );
+        assert!(!out.contains("SECRETCTL_"), "{out}");
+        m.finish(&env).await;
+    });
+
+    let cwd = env.dir.path().to_str().unwrap().to_string();
+    let out = env.with_client(async |c| {
+        let var = |n: &str, v: &str| secretctl_proto::v1::EnvVar {
+            name: n.into(),
+            value: v.as_bytes().to_vec(),
+        };
+        let req = secretctl_proto::v1::AgentRunRequest {
+            keys: vec!["api/key".into()],
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            cwd,
+            timeout_ms: 30_000,
+            env: vec![
+                var("PATH", "/usr/bin:/bin"),
+                var("LC_ALL", "C"),
+                var("FOO_SHOULD_NOT_PASS", "1"),
+                var("LD_PRELOAD", "/nonexistent.so"),
+                var("SECRETCTL_SOCKET", "/nonexistent"),
+            ],
+            ..Default::default()
+        };
+        c.agent().run(req).await.expect("agent run").into_inner()
+    });
+    assert_eq!(out.exit_code, 0, "{}", out.stderr);
+    let text = out.stdout;
+    assert!(
+        text.contains("PATH=/usr/bin:/bin") && text.contains("LC_ALL=C"),
+        "{text}"
+    );
+    for banned in ["FOO_SHOULD_NOT_PASS", "LD_PRELOAD", "SECRETCTL_"] {
+        assert!(
+            !text.contains(banned),
+            "{banned} reached an agent run: {text}"
+        );
+    }
+    env.assert_log_clean(&SECRETS);
+}
+
+/// secretctl's own binaries are refused for agents even when the policy
+/// allows everything or names them: they reach every secret.
+#[test]
+fn secretctl_binaries_are_always_denied() {
+    let env = setup();
+    let dir = bin_dir();
+    let trusted = dir.display();
+    let policies = [
+        format!("version: 1\ndefault_action: allow\ntrusted_directories: [{trusted}]\n"),
+        format!(
+            "version: 1\ndefault_action: deny\nallowed_commands: [secretctl, secretctld, secretctl-mcp, \"{trusted}/secretctl\", \"{trusted}/secretctld\", \"{trusted}/secretctl-mcp\"]\ntrusted_directories: [{trusted}]\n"
+        ),
+    ];
+    rt().block_on(async {
+        let mut m = Mcp::start(&env).await;
+        for policy in &policies {
+            write_policy(&env, policy);
+            for name in ["secretctl", "secretctld", "secretctl-mcp"] {
+                let path = dir.join(name).display().to_string();
+                for command in [name.to_string(), path] {
+                    let e = m
+                        .err("secret_run", json!({"keys": ["api/key"], "command": command, "args": ["--version"], "timeout": "10s"}))
+                        .await;
+                    assert!(e.contains("always denied"), "{command} under {policy}: {e}");
+                }
+            }
+        }
+        // The same policy does allow an ordinary command: the refusals
+        // above are the always-denied rule, not a policy mistake.
+        write_policy(&env, &policies[0]);
+        assert_eq!(m.ok("secret_run", json!({"keys": ["api/key"], "command": "true"})).await["exit_code"], 0);
+        m.finish(&env).await;
+    });
+}
+
+/// A policy file someone else owns is refused (contract §7).
+#[test]
+fn policy_file_owned_by_another_uid_is_refused() {
+    if !require_root("policy_file_owned_by_another_uid_is_refused") {
+        return;
+    }
+    let env = setup();
+    let policy = env.home.join("mcp-policy.yaml");
+    rt().block_on(async {
+        let mut m = Mcp::start(&env).await;
+        let run = json!({"keys": ["api/key"], "command": "true"});
+        assert_eq!(m.ok("secret_run", run.clone()).await["exit_code"], 0);
+        nix::unistd::chown(&policy, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        let e = m.err("secret_run", run.clone()).await;
+        assert!(
+            e.contains("owned by uid 65534") && e.contains("chown"),
+            "{e}"
+        );
+        nix::unistd::chown(&policy, Some(nix::unistd::geteuid()), None).unwrap();
+        assert_eq!(m.ok("secret_run", run).await["exit_code"], 0);
+        m.finish(&env).await;
+    });
+}
+
+/// A refused command is audited as `policy_refused` (a broken policy file
+/// as `policy_error`), with the command and the rule.
+#[test]
+fn policy_refusals_are_audited_with_their_own_action() {
+    let env = setup();
+    rt().block_on(async {
+        let mut m = Mcp::start(&env).await;
+        m.err(
+            "secret_run",
+            json!({"keys": ["api/key"], "command": "head", "args": ["/etc/hostname"]}),
+        )
+        .await;
+        std::fs::remove_file(env.home.join("mcp-policy.yaml")).unwrap();
+        m.err(
+            "secret_run",
+            json!({"keys": ["api/key"], "command": "true"}),
+        )
+        .await;
+        m.finish(&env).await;
+    });
+    let audit = |action: &str| {
+        let out = env.cli(&["audit", "list", "--json", "--action", action]);
+        assert_ok(&out, "audit list");
+        json(&out).as_array().unwrap().clone()
+    };
+    let refused = audit("policy_refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let r = &refused[0];
+    assert_eq!(r["source"], "mcp");
+    assert_eq!(r["success"], false);
+    assert_eq!(r["command"], "head /etc/hostname");
+    assert_eq!(r["keys"][0], "api/key");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("not in allowed_commands"),
+        "{r}"
+    );
+    let broken = audit("policy_error");
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert!(
+        broken[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no policy file"),
+        "{}",
+        broken[0]
+    );
+    // Neither is disguised as an ordinary failed run.
+    assert!(
+        audit("run").iter().all(|r| r["success"] == true),
+        "{:?}",
+        audit("run")
+    );
+}
+
+/// Agent run timeouts from config.yaml: the default applies to a run that
+/// names none, a run's own timeout is honoured, and a longer one than
+/// `max_timeout` is refused before anything runs.
+#[test]
+fn agent_run_timeouts_default_and_max() {
+    let env = setup_with("agent:\n  default_timeout: 1s\n  max_timeout: 1m\n");
+    rt().block_on(async {
+        let mut m = Mcp::start(&env).await;
+        let e = m
+            .err("secret_run", json!({"keys": ["api/key"], "command": "true", "timeout": "2m"}))
+            .await;
+        assert!(e.contains("longer than the allowed 1m"), "{e}");
+
+        let r = m
+            .ok("secret_run", json!({"keys": ["api/key"], "command": "sleep", "args": ["30"]}))
+            .await;
+        assert_eq!(r["timed_out"], true, "{r}");
+        assert_eq!(r["exit_code"], 124, "{r}");
+        assert!(r["duration_ms"].as_u64().unwrap() < 20_000, "{r}");
+
+        // Its own timeout (longer than the 1 s default) lets it finish.
+        let r = m
+            .ok("secret_run", json!({"keys": ["api/key"], "command": "sh", "args": ["-c", "sleep 2; echo finished"], "timeout": "30s"}))
+            .await;
+        assert_eq!(r["timed_out"], false, "{r}");
+        assert_eq!(r["stdout"], "finished\n", "{r}");
+        // And a short one of its own stops it.
+        let r = m
+            .ok("secret_run", json!({"keys": ["api/key"], "command": "sleep", "args": ["30"], "timeout": "1s"}))
+            .await;
+        assert_eq!(r["timed_out"], true, "{r}");
+        m.finish(&env).await;
+    });
+}
+
+/// Only requests that use a secret move the idle deadline: listing,
+/// metadata and the MCP look-only tools leave it where it was; `get` moves it.
+#[test]
+fn looking_does_not_reset_the_idle_timer() {
+    let env = setup();
+    let deadline = || env.status().unwrap().idle_lock_deadline_unix_ms;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    // A fresh deadline, then let the clock move on well past rounding, so
+    // any reset would show as a later deadline.
+    assert_ok(&env.cli(&["get", "api/key"]), "get");
+    let before = deadline();
+    let since = now_ms();
+    while now_ms() < since + 50 {
+        std::thread::sleep(Duration::from_millis(5)); // polling the clock
+    }
+    assert_ok(&env.cli(&["list"]), "list");
+    assert_ok(&env.cli(&["list", "--json"]), "list --json");
+    assert_ok(
+        &env.cli(&["get", "dev/db", "--show-metadata"]),
+        "get --show-metadata",
+    );
+    rt().block_on(async {
+        let mut m = Mcp::start(&env).await;
+        m.ok("secret_list", json!({})).await;
+        m.ok("secret_exists", json!({"key": "api/key"})).await;
+        m.ok("secret_list_fields", json!({"key": "dev/db"})).await;
+        m.ok("security_score", json!({})).await;
+        m.finish(&env).await;
+    });
+    let after_looking = deadline();
+    // The deadline is recomputed from two clocks per status call: allow
+    // 2 ms of rounding, far below the 50 ms a reset would add.
+    assert!(
+        (after_looking - before).abs() <= 2,
+        "looking moved the idle deadline by {} ms",
+        after_looking - before
+    );
+    assert_ok(&env.cli(&["get", "api/key"]), "get");
+    let after_get = deadline();
+    assert!(
+        after_get >= before + 40,
+        "get did not reset the idle timer: {before} -> {after_get}"
+    );
+}

@@ -377,3 +377,66 @@ fn no_redact_passes_output_through() {
     assert_eq!(stdout(&out), K);
     env.assert_log_clean(&[K]);
 }
+
+/// `SECRETCTL_*` never reaches a child: the CLI does not send its own, and
+/// the daemon drops any a client sends.
+#[test]
+fn secretctl_variables_never_reach_the_child() {
+    let env = env_with_key();
+    let out = run(&env, &["-k", "api/key", "--", "sh", "-c", "env"]);
+    assert_ok(&out, "run env");
+    let text = stdout(&out);
+    assert!(text.contains("PATH="), "{text}");
+    assert!(!text.contains("SECRETCTL_"), "{text}");
+
+    use secretctl_proto::v1::{EnvVar, RunInput, RunStart, run_input, run_output};
+    let cwd = env.dir.path().to_str().unwrap().to_string();
+    let (stdout, code) = env.with_client(async |c| {
+        let var = |n: &str, v: &str| EnvVar {
+            name: n.into(),
+            value: v.as_bytes().to_vec(),
+        };
+        let start = RunStart {
+            key_patterns: vec!["api/key".into()],
+            argv: vec!["sh".into(), "-c".into(), "env".into()],
+            cwd,
+            env: vec![
+                var("PATH", "/usr/bin:/bin"),
+                var("SECRETCTL_PASSWORD", "not-a-real-password"),
+                var("SECRETCTL_SOCKET", "/nonexistent"),
+                var("KEEP_ME", "1"),
+            ],
+            timeout_ms: 30_000,
+            ..Default::default()
+        };
+        let input = vec![
+            RunInput {
+                kind: Some(run_input::Kind::Start(start)),
+            },
+            RunInput {
+                kind: Some(run_input::Kind::StdinEof(true)),
+            },
+        ];
+        let mut stream = c
+            .runner()
+            .run(tonic::codegen::tokio_stream::iter(input))
+            .await
+            .expect("run")
+            .into_inner();
+        let (mut out, mut code) = (Vec::new(), None);
+        while let Some(msg) = stream.message().await.expect("run output") {
+            match msg.kind {
+                Some(run_output::Kind::Stdout(b)) => out.extend_from_slice(&b),
+                Some(run_output::Kind::Exit(e)) => code = Some(e.code),
+                _ => {}
+            }
+        }
+        (String::from_utf8(out).unwrap(), code)
+    });
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("KEEP_ME=1"), "{stdout}");
+    assert!(
+        !stdout.contains("SECRETCTL_"),
+        "the daemon passed a client's SECRETCTL_* on: {stdout}"
+    );
+}
