@@ -320,26 +320,36 @@ fn concurrent_cli_and_mcp_activity_never_forks_the_chain() {
                 .unwrap();
             rt.block_on(async {
                 use rmcp::ServiceExt;
+                let limit = std::time::Duration::from_secs(90);
+                let within = async |what: &str, f| {
+                    tokio::time::timeout(limit, f)
+                        .await
+                        .unwrap_or_else(|_| panic!("{what}: no answer within {limit:?}"))
+                };
                 let mut cmd = tokio::process::Command::new(bin("secretctl-mcp"));
                 cmd.env_clear()
                     .env("SECRETCTL_SOCKET", &env.socket)
-                    .env("PATH", std::env::var_os("PATH").unwrap());
+                    .env("PATH", std::env::var_os("PATH").unwrap())
+                    .kill_on_drop(true); // also when this test panics
                 let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
                     .stderr(std::process::Stdio::null())
                     .spawn()
                     .unwrap();
-                let client = ().serve(transport).await.unwrap();
+                let client = tokio::time::timeout(limit, ().serve(transport))
+                    .await
+                    .expect("MCP initialize in time")
+                    .unwrap();
                 for _ in 0..5 {
                     let args = serde_json::json!({"keys": ["app/k0"], "command": "true"});
                     let p = rmcp::model::CallToolRequestParams::new("secret_run")
                         .with_arguments(args.as_object().unwrap().clone());
-                    let r = client.call_tool(p).await.unwrap();
+                    let r = within("secret_run", client.call_tool(p)).await.unwrap();
                     assert_eq!(r.is_error, Some(false));
                     let p = rmcp::model::CallToolRequestParams::new("secret_list")
                         .with_arguments(serde_json::Map::new());
-                    client.call_tool(p).await.unwrap();
+                    within("secret_list", client.call_tool(p)).await.unwrap();
                 }
-                let _ = client.cancel().await;
+                let _ = tokio::time::timeout(limit, client.cancel()).await;
             });
         });
     });
