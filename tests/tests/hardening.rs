@@ -10,6 +10,7 @@ use std::path::Path;
 use common::*;
 
 /// Output of `sh -c <script>`, trimmed.
+#[cfg(target_os = "linux")]
 fn sh(script: &str) -> String {
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c").arg(script);
@@ -47,6 +48,7 @@ fn proc_core_limits(pid: u32) -> (String, String) {
 /// Shell setup giving the daemon a core limit it must lower itself and an
 /// mlock allowance big enough for the key page, so the checks below can
 /// only pass through the daemon's own hardening.
+#[cfg(target_os = "linux")]
 const LIMITS: &str = "ulimit -c unlimited 2>/dev/null || ulimit -S -c \"$(ulimit -H -c)\"
 ulimit -l 1024 2>/dev/null || ulimit -S -l \"$(ulimit -H -l)\"";
 
