@@ -400,7 +400,7 @@ fn locked_vault_answers_with_the_fix() {
 /// interval; the test itself waits only on conditions.
 const QUEUE_RUN: &str = r#"d="$1"; m="$d/run.$$"; : > "$m"
 n=$(ls "$d" | grep -c '^run\.'); echo "$n" >> "$d/counts"
-while [ ! -e "$d/release" ]; do sleep 0.02; done
+i=0; while [ ! -e "$d/release" ] && [ $i -lt 6000 ]; do sleep 0.02; i=$((i+1)); done
 rm "$m"; echo "done $n""#;
 
 fn queue_call(
@@ -445,6 +445,14 @@ fn run_queue_limit_holds_at_peak_concurrency() {
     let env = setup_with("agent:\n  max_concurrent_runs: 2\n  output_cap_bytes: 4096\n");
     let dir = env.dir.path().join("queue");
     std::fs::create_dir(&dir).unwrap();
+    // Runs still waiting when the test fails are released, not left behind.
+    struct Release(std::path::PathBuf);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.0, b"");
+        }
+    }
+    let _release = Release(dir.join("release"));
     rt().block_on(async {
         let m = Mcp::start(&env).await;
         let holders: Vec<_> = (0..2).map(|_| queue_call(&m, &dir, "60s")).collect();
