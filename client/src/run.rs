@@ -34,8 +34,14 @@ fn window_size() -> Option<WindowSize> {
 
 /// Our environment as sent to the daemon: everything but `SECRETCTL_*`.
 pub fn client_env() -> Vec<EnvVar> {
-    std::env::vars_os()
-        .filter(|(k, _)| !k.as_bytes().starts_with(b"SECRETCTL_"))
+    env_for_daemon(std::env::vars_os())
+}
+
+/// `vars` without `SECRETCTL_*` (and without names that are not UTF-8).
+fn env_for_daemon(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<EnvVar> {
+    vars.filter(|(k, _)| !k.as_bytes().starts_with(b"SECRETCTL_"))
         .filter_map(|(k, v)| {
             Some(EnvVar {
                 name: k.into_string().ok()?,
@@ -208,5 +214,26 @@ async fn forward_input(tx: mpsc::Sender<RunInput>, pty: bool, signals: Signals) 
         if tx.send(msg).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secretctl_variables_are_not_sent() {
+        let vars = [
+            ("PATH", "/bin"),
+            ("SECRETCTL_PASSWORD", "pw"),
+            ("SECRETCTL_HOME", "/h"),
+            ("MY_SECRETCTL_NOTE", "kept"),
+        ]
+        .map(|(k, v)| (k.into(), v.into()));
+        let names: Vec<String> = env_for_daemon(vars.into_iter())
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(names, ["PATH", "MY_SECRETCTL_NOTE"]);
     }
 }

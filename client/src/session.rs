@@ -187,7 +187,34 @@ pub fn status_json(st: &StatusResponse) -> serde_json::Value {
         "caller": {"class": st.caller_class, "reason": st.caller_reason},
         "policy": st.policy_state,
         "config": st.config_state,
+        "hardening": st.hardening.as_ref().map(|h| json!({
+            "dumpable": h.dumpable,
+            "core_limit": h.core_limit,
+            "locked_bytes": h.locked_bytes,
+            "mlock_ok": h.mlock_ok,
+        })),
     })
+}
+
+/// One line on the daemon's hardening; problems named, not hidden.
+fn hardening_line(h: &secretctl_proto::v1::Hardening) -> String {
+    let mut parts = vec![
+        if h.dumpable {
+            "DUMPABLE (ptrace and core dumps possible)".to_string()
+        } else {
+            "not dumpable".to_string()
+        },
+        if h.core_limit == 0 {
+            "no core files".to_string()
+        } else {
+            format!("CORE LIMIT {}", h.core_limit)
+        },
+        format!("{} bytes mlocked", h.locked_bytes),
+    ];
+    if !h.mlock_ok {
+        parts.push("MLOCK REFUSED (raise RLIMIT_MEMLOCK)".into());
+    }
+    parts.join(", ")
 }
 
 pub async fn status(json_out: bool) -> Result<()> {
@@ -231,6 +258,9 @@ pub async fn status(json_out: bool) -> Result<()> {
     println!("policy:    mcp-policy.yaml {}", st.policy_state);
     println!("config:    config.yaml {}", st.config_state);
     println!("caller:    {} ({})", st.caller_class, st.caller_reason);
+    if let Some(h) = &st.hardening {
+        println!("hardening: {}", hardening_line(h));
+    }
     Ok(())
 }
 
@@ -285,6 +315,7 @@ mod tests {
             [
                 "caller",
                 "config",
+                "hardening",
                 "idle_lock_deadline",
                 "idle_timeout_secs",
                 "pid",
@@ -300,5 +331,39 @@ mod tests {
         );
         assert_eq!(j["state"], "locked");
         assert_eq!(j["idle_lock_deadline"], serde_json::Value::Null);
+        assert_eq!(j["hardening"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn hardening_is_shown() {
+        let h = secretctl_proto::v1::Hardening {
+            dumpable: false,
+            core_limit: 0,
+            locked_bytes: 4096,
+            mlock_ok: true,
+        };
+        let st = StatusResponse {
+            hardening: Some(h),
+            ..Default::default()
+        };
+        assert_eq!(
+            status_json(&st)["hardening"],
+            json!({"dumpable": false, "core_limit": 0, "locked_bytes": 4096, "mlock_ok": true})
+        );
+        assert_eq!(
+            hardening_line(&h),
+            "not dumpable, no core files, 4096 bytes mlocked"
+        );
+        let bad = secretctl_proto::v1::Hardening {
+            dumpable: true,
+            core_limit: u64::MAX,
+            locked_bytes: 0,
+            mlock_ok: false,
+        };
+        let line = hardening_line(&bad);
+        assert!(
+            line.contains("DUMPABLE") && line.contains("MLOCK REFUSED"),
+            "{line}"
+        );
     }
 }

@@ -76,15 +76,21 @@ impl Applied {
         Ok(())
     }
 
-    /// The applied policy. A missing policy file refuses every run even if
-    /// a copy was applied (removing the file can only narrow what agents
-    /// may do); an edited file changes nothing.
+    /// The applied policy. The file must still be there and safe (a
+    /// regular 0600 file of the user, contract §7): a missing or exposed
+    /// file refuses every run even if a copy was applied (that can only
+    /// narrow what agents may do). What the file says changes nothing until
+    /// it is applied again.
     pub fn policy(&self, file: &Path) -> Result<Policy, String> {
-        if std::fs::symlink_metadata(file).is_err() {
-            return Err(format!(
-                "no policy file at {}: ask the user to write it (docs/policy.md) and run 'secretctl policy apply' in their own terminal",
-                file.display()
-            ));
+        match policy::read(file) {
+            Ok(_) => {}
+            Err(crate::private_file::FileError::Missing { .. }) => {
+                return Err(format!(
+                    "no policy file at {}: ask the user to write it (docs/policy.md) and run 'secretctl policy apply' in their own terminal",
+                    file.display()
+                ));
+            }
+            Err(e) => return Err(format!("{e} (ask the user to fix it)")),
         }
         self.inner
             .read()

@@ -2,8 +2,9 @@
 //!
 //! Owns: making the daemon non-dumpable (no core files, no same-uid ptrace
 //! attach where the OS allows it), the one mlocked page that holds the
-//! unlocked data key ([`LockedPage`]), and the two terminal calls a
-//! pseudo-terminal child needs ([`controlling_tty`], [`set_window_size`]).
+//! unlocked data key ([`LockedPage`]), the two terminal calls a
+//! pseudo-terminal child needs ([`controlling_tty`], [`set_window_size`]),
+//! and [`report`], the process's hardening as it is now (for `status`).
 //!
 //! Invariants:
 //! - Nothing here fails hard: where the OS refuses, we warn once and carry on,
@@ -14,6 +15,7 @@
 
 use std::ptr::NonNull;
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use zeroize::Zeroize;
 
@@ -35,6 +37,42 @@ pub fn harden_process() {
     tracing::warn!("no anti-ptrace protection on this platform");
 }
 
+/// The process's hardening as the OS sees it now, not as intended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    /// Core dumps and same-uid ptrace allowed (Linux: PR_GET_DUMPABLE;
+    /// macOS: PT_DENY_ATTACH not set).
+    pub dumpable: bool,
+    /// Soft RLIMIT_CORE in bytes (`u64::MAX`: unlimited).
+    pub core_limit: u64,
+    /// Bytes this process holds mlocked through [`LockedPage`]s now.
+    pub locked_bytes: u64,
+    /// False once the OS refused to mlock a page.
+    pub mlock_ok: bool,
+}
+
+/// Reads the process's hardening state.
+pub fn report() -> Report {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let dumpable = nix::sys::prctl::get_dumpable().unwrap_or(true);
+    #[cfg(target_os = "macos")]
+    let dumpable = !DENY_ATTACH_SET.load(Ordering::Relaxed);
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
+    let dumpable = true;
+    let core_limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(u64::MAX);
+    Report {
+        dumpable,
+        core_limit,
+        locked_bytes: LOCKED_BYTES.load(Ordering::Relaxed) as u64,
+        mlock_ok: !MLOCK_FAILED.load(Ordering::Relaxed),
+    }
+}
+
+#[cfg(target_os = "macos")]
+static DENY_ATTACH_SET: AtomicBool = AtomicBool::new(false);
+
 #[cfg(target_os = "macos")]
 fn deny_attach() {
     const PT_DENY_ATTACH: nix::libc::c_int = 31;
@@ -43,6 +81,8 @@ fn deny_attach() {
     let rc = unsafe { nix::libc::ptrace(PT_DENY_ATTACH, 0, std::ptr::null_mut(), 0) };
     if rc != 0 {
         tracing::warn!("cannot set PT_DENY_ATTACH; same-uid processes may attach a debugger");
+    } else {
+        DENY_ATTACH_SET.store(true, Ordering::Relaxed);
     }
 }
 
@@ -57,6 +97,10 @@ pub struct LockedPage {
 struct Page([u8; PAGE]);
 
 static MLOCK_WARNING: Once = Once::new();
+/// Bytes held mlocked by live pages; reported by `status`.
+static LOCKED_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Set when the OS refused an mlock.
+static MLOCK_FAILED: AtomicBool = AtomicBool::new(false);
 
 impl LockedPage {
     /// Allocates a zeroed page and tries to mlock it (warns once if not).
@@ -67,8 +111,12 @@ impl LockedPage {
         // PAGE bytes owned by `page`, which outlives the lock (munlock runs in
         // Drop before the Box is freed).
         let locked = match unsafe { nix::sys::mman::mlock(ptr, PAGE) } {
-            Ok(()) => true,
+            Ok(()) => {
+                LOCKED_BYTES.fetch_add(PAGE, Ordering::Relaxed);
+                true
+            }
             Err(e) => {
+                MLOCK_FAILED.store(true, Ordering::Relaxed);
                 MLOCK_WARNING.call_once(|| {
                     tracing::warn!(error = %e, "cannot mlock the key page (RLIMIT_MEMLOCK?); the key could be swapped out");
                 });
@@ -107,6 +155,7 @@ impl Drop for LockedPage {
             let ptr = NonNull::from(&mut self.page.0).cast();
             // SAFETY: same allocation that `new` locked; still alive here.
             let _ = unsafe { nix::sys::mman::munlock(ptr, PAGE) };
+            LOCKED_BYTES.fetch_sub(PAGE, Ordering::Relaxed);
         }
     }
 }
@@ -253,8 +302,52 @@ mod tests {
         assert_eq!(p.bytes()[0], 7);
     }
 
+    /// A field of /proc/self/status in kB.
+    #[cfg(target_os = "linux")]
+    fn proc_status_kb(field: &str) -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    }
+
     #[test]
-    fn hardening_does_not_panic() {
+    fn a_live_page_is_locked_and_counted() {
+        let p = LockedPage::new();
+        assert!(
+            p.is_locked(),
+            "mlock of one page failed: is RLIMIT_MEMLOCK below 4 KiB?"
+        );
+        let r = report();
+        assert!(r.mlock_ok);
+        // Other tests hold pages too: at least ours is counted.
+        assert!(r.locked_bytes >= PAGE as u64, "{r:?}");
+        #[cfg(target_os = "linux")]
+        assert!(
+            proc_status_kb("VmLck:") >= 4,
+            "the kernel sees no locked page"
+        );
+        drop(p);
+    }
+
+    #[test]
+    fn hardening_makes_the_process_undumpable_without_core_files() {
+        // Start from a process that could dump core (as far as the hard
+        // limit lets us), so the assertions see harden_process's work.
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let (_, hard) = getrlimit(Resource::RLIMIT_CORE).unwrap();
+        setrlimit(Resource::RLIMIT_CORE, hard, hard).unwrap();
         harden_process();
+        let r = report();
+        assert_eq!(r.core_limit, 0, "{r:?}");
+        assert_eq!(
+            getrlimit(Resource::RLIMIT_CORE).unwrap(),
+            (0, 0),
+            "the hard limit must be 0 too, so a child cannot raise it"
+        );
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "macos"))]
+        assert!(!r.dumpable, "{r:?}");
     }
 }

@@ -227,8 +227,12 @@ pub fn argv(command: &str, args: &Option<Vec<String>>) -> Result<Vec<String>, St
 }
 
 fn base_env() -> Vec<EnvVar> {
-    std::env::vars()
-        .filter(|(k, _)| secretctl_proto::rules::is_base_env(k))
+    base_env_of(std::env::vars())
+}
+
+/// The base variables (and `LC_*`) of `vars`.
+fn base_env_of(vars: impl Iterator<Item = (String, String)>) -> Vec<EnvVar> {
+    vars.filter(|(k, _)| secretctl_proto::rules::is_base_env(k))
         .map(|(name, v)| EnvVar {
             name,
             value: v.into_bytes(),
@@ -552,6 +556,24 @@ impl ServerHandler for SecretctlTools {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_get_only_the_base_environment() {
+        let vars = [
+            ("PATH", "/bin"),
+            ("LC_ALL", "C"),
+            ("FOO_SHOULD_NOT_PASS", "1"),
+            ("SECRETCTL_SOCKET", "/s"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("HOME", "/h"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let names: Vec<String> = base_env_of(vars.into_iter())
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(names, ["PATH", "LC_ALL", "HOME"]);
+    }
 
     #[test]
     fn argv_from_command_or_args() {

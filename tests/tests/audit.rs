@@ -133,7 +133,8 @@ fn failed_unlocks_and_refused_connections_are_recorded_and_sealed() {
     let mut bad = env.command(&["unlock"]);
     bad.env("SECRETCTL_PASSWORD", "wrong password");
     assert_code(&run(bad, None), 1, "wrong unlock");
-    let foreign = env.expose_socket_to_others();
+    let foreign = env
+        .expose_socket_to_others("failed_unlocks_and_refused_connections_are_recorded_and_sealed");
     if foreign {
         assert_code(&env.status_as_nobody(), 6, "foreign uid");
     }
@@ -311,26 +312,36 @@ fn concurrent_cli_and_mcp_activity_never_forks_the_chain() {
                 .unwrap();
             rt.block_on(async {
                 use rmcp::ServiceExt;
+                let limit = std::time::Duration::from_secs(90);
+                let within = async |what: &str, f| {
+                    tokio::time::timeout(limit, f)
+                        .await
+                        .unwrap_or_else(|_| panic!("{what}: no answer within {limit:?}"))
+                };
                 let mut cmd = shim_command();
                 cmd.env_clear()
                     .env("SECRETCTL_SOCKET", &env.socket)
-                    .env("PATH", std::env::var_os("PATH").unwrap());
+                    .env("PATH", std::env::var_os("PATH").unwrap())
+                    .kill_on_drop(true); // also when this test panics
                 let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
                     .stderr(std::process::Stdio::null())
                     .spawn()
                     .unwrap();
-                let client = ().serve(transport).await.unwrap();
+                let client = tokio::time::timeout(limit, ().serve(transport))
+                    .await
+                    .expect("MCP initialize in time")
+                    .unwrap();
                 for _ in 0..5 {
                     let args = serde_json::json!({"keys": ["app/k0"], "command": "true"});
                     let p = rmcp::model::CallToolRequestParams::new("secret_run")
                         .with_arguments(args.as_object().unwrap().clone());
-                    let r = client.call_tool(p).await.unwrap();
+                    let r = within("secret_run", client.call_tool(p)).await.unwrap();
                     assert_eq!(r.is_error, Some(false));
                     let p = rmcp::model::CallToolRequestParams::new("secret_list")
                         .with_arguments(serde_json::Map::new());
-                    client.call_tool(p).await.unwrap();
+                    within("secret_list", client.call_tool(p)).await.unwrap();
                 }
-                let _ = client.cancel().await;
+                let _ = tokio::time::timeout(limit, client.cancel()).await;
             });
         });
     });
@@ -341,4 +352,48 @@ fn concurrent_cli_and_mcp_activity_never_forks_the_chain() {
     assert!(all.iter().filter(|r| r["source"] == "mcp").count() >= 10);
     assert_eq!(verify(&env).0, 0);
     assert_log_has_no_value(&env);
+}
+
+/// Locking is recorded with its reason: by hand, on idle timeout, and at
+/// shutdown.
+#[test]
+fn every_lock_is_recorded_with_its_reason() {
+    let mut env = env_with_history(1 << 20);
+    assert_ok(&env.cli(&["lock"]), "lock");
+    assert_ok(
+        &env.cli_with_password(&["unlock", "--timeout", "1s"]),
+        "unlock 1s",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while env.status().unwrap().state == secretctl_proto::v1::VaultState::Unlocked as i32 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle lock never fired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20)); // polling interval
+    }
+    assert_ok(&env.cli_with_password(&["unlock"]), "unlock");
+    env.stop();
+    env.start();
+    assert_ok(&env.cli_with_password(&["unlock"]), "unlock after restart");
+    let locks = records(&env, &["--action", "lock"]);
+    let reasons: Vec<&str> = locks
+        .iter()
+        .map(|r| r["detail"]["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["manual", "idle timeout", "shutdown"], "{locks:?}");
+    assert!(
+        locks
+            .iter()
+            .all(|r| r["success"] == true && r["seq"].is_u64())
+    );
+    assert!(
+        locks[0]["peer"]["exe"]
+            .as_str()
+            .unwrap()
+            .ends_with("secretctl"),
+        "{}",
+        locks[0]
+    );
+    assert_eq!(verify(&env).0, 0);
 }

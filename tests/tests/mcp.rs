@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -35,8 +35,13 @@ fn write_policy(env: &Env, text: &str) {
 
 /// A vault with test secrets, a policy and small agent limits.
 fn setup() -> Env {
+    setup_with("agent:\n  max_concurrent_runs: 4\n  output_cap_bytes: 4096\n")
+}
+
+/// As [`setup`], with `config` as the daemon's config.yaml.
+fn setup_with(config: &str) -> Env {
     let mut env = Env::new();
-    env.write_config("agent:\n  max_concurrent_runs: 4\n  output_cap_bytes: 4096\n");
+    env.write_config(config);
     env.start();
     env.init();
     env.apply_config();
@@ -72,6 +77,16 @@ fn setup() -> Env {
     env
 }
 
+/// Longest wait for one MCP answer (a run's own timeout is shorter).
+const RPC_LIMIT: Duration = Duration::from_secs(90);
+
+/// Awaits `fut`, failing the test if it takes longer than [`RPC_LIMIT`].
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(RPC_LIMIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {RPC_LIMIT:?}"))
+}
+
 struct Mcp {
     client: rmcp::service::RunningService<rmcp::RoleClient, ()>,
     stderr_log: std::path::PathBuf,
@@ -80,6 +95,12 @@ struct Mcp {
 
 impl Mcp {
     async fn start(env: &Env) -> Mcp {
+        Mcp::start_with_env(env, &[]).await
+    }
+
+    /// Starts the shim with `extra` variables in its environment. The shim
+    /// is killed when the client is dropped, also when the test panics.
+    async fn start_with_env(env: &Env, extra: &[(&str, &str)]) -> Mcp {
         let stderr_log = env
             .dir
             .path()
@@ -91,12 +112,16 @@ impl Mcp {
             .env("SECRETCTL_SOCKET", &env.socket)
             .env("SECRETCTL_LOG", "debug")
             .env("RUST_LOG", "trace")
-            .current_dir(env.dir.path());
+            .envs(extra.iter().copied())
+            .current_dir(env.dir.path())
+            .kill_on_drop(true);
         let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
             .stderr(log)
             .spawn()
             .unwrap();
-        let client = ().serve(transport).await.expect("MCP initialize");
+        let client = within("MCP initialize", ().serve(transport))
+            .await
+            .expect("MCP initialize");
         Mcp {
             client,
             stderr_log,
@@ -108,7 +133,9 @@ impl Mcp {
     async fn call(&mut self, name: &'static str, args: Value) -> (bool, Value) {
         let params =
             CallToolRequestParams::new(name).with_arguments(args.as_object().unwrap().clone());
-        let r = self.client.call_tool(params).await.expect("tools/call");
+        let r = within(name, self.client.call_tool(params))
+            .await
+            .expect("tools/call");
         let text = serde_json::to_string(&r).unwrap();
         self.seen.push(text);
         let is_error = r.is_error.unwrap_or(false);
@@ -142,7 +169,7 @@ impl Mcp {
     /// Closes the session and checks nothing the agent saw, nor the shim's
     /// log, holds a secret.
     async fn finish(self, env: &Env) {
-        let _ = self.client.cancel().await;
+        let _ = within("MCP close", self.client.cancel()).await;
         let log = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
         for s in SECRETS {
             assert!(!log.contains(s), "shim stderr holds a secret");
@@ -167,7 +194,7 @@ fn every_tool_and_the_guide_scenarios() {
     let env = setup();
     rt().block_on(async {
         let mut m = Mcp::start(&env).await;
-        let tools = m.client.list_all_tools().await.unwrap();
+        let tools = within("tools/list", m.client.list_all_tools()).await.unwrap();
         assert_eq!(tools.len(), 8);
         assert_eq!(m.client.peer_info().unwrap().server_info.as_ref().unwrap().name, "secretctl");
 
@@ -315,10 +342,13 @@ fn policy_edits_count_only_once_a_user_applies_them() {
             stdout(&out)
         );
 
-        // Apply refuses files that are not a user's private, valid policy,
-        // and the applied copy stays in force.
+        // A file others could have written refuses every run (contract
+        // §7), and apply refuses it.
         std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = m.err("secret_run", run.clone()).await;
+        assert!(e.contains("chmod 600"), "{e}");
         apply_err("chmod 600");
+        // Apply refuses what is not a valid policy; the applied copy stays.
         write_policy(&env, "version: 1\nallowed_commands: [true\n");
         apply_err("line");
         write_policy(&env, "version: 1\nallowed_comands: [true]\n");
@@ -328,6 +358,9 @@ fn policy_edits_count_only_once_a_user_applies_them() {
         std::fs::remove_file(&policy).unwrap();
         std::os::unix::fs::symlink(&real, &policy).unwrap();
         apply_err("symlink");
+        let e = m.err("secret_run", run.clone()).await;
+        assert!(e.contains("symlink"), "{e}");
+        write_policy(&env, "version: 1\ndefault_action: allow\n");
         assert_eq!(m.ok("secret_run", run.clone()).await["exit_code"], 0);
 
         // No file at all: every run is refused.
@@ -383,30 +416,116 @@ fn locked_vault_answers_with_the_fix() {
     });
 }
 
+/// One agent run of the queue test: it creates a marker file, records how
+/// many markers exist (runs in progress at that moment), waits for the
+/// release file, then removes its marker. The sleep is the child's polling
+/// interval; the test itself waits only on conditions.
+const QUEUE_RUN: &str = r#"d="$1"; m="$d/run.$$"; : > "$m"
+n=$(ls "$d" | grep -c '^run\.'); echo "$n" >> "$d/counts"
+i=0; while [ ! -e "$d/release" ] && [ $i -lt 6000 ]; do sleep 0.02; i=$((i+1)); done
+rm "$m"; echo "done $n""#;
+
+fn queue_call(
+    m: &Mcp,
+    dir: &std::path::Path,
+    timeout: &str,
+) -> tokio::task::JoinHandle<rmcp::model::CallToolResult> {
+    let params = CallToolRequestParams::new("secret_run").with_arguments(
+        json!({"keys": ["api/key"], "command": "sh", "args": ["-c", QUEUE_RUN, "sh", dir.to_str().unwrap()], "timeout": timeout})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let peer = m.client.peer().clone();
+    tokio::spawn(async move {
+        within("queued secret_run", peer.call_tool(params))
+            .await
+            .expect("tools/call")
+    })
+}
+
+fn markers(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("run.")
+        })
+        .count()
+}
+
+/// `max_concurrent_runs` measured by peak concurrency, not wall time: with
+/// a limit of 2, two runs hold the slots; three more with a short timeout
+/// wait in the queue and are refused without ever starting; three more
+/// queue and run once the slots free up. Every run records how many runs
+/// were in progress when it started: the peak must be exactly 2.
 #[test]
-fn ten_parallel_runs_with_a_limit_of_four_all_complete() {
-    let env = setup();
+fn run_queue_limit_holds_at_peak_concurrency() {
+    let env = setup_with("agent:\n  max_concurrent_runs: 2\n  output_cap_bytes: 4096\n");
+    let dir = env.dir.path().join("queue");
+    std::fs::create_dir(&dir).unwrap();
+    // Runs still waiting when the test fails are released, not left behind.
+    struct Release(std::path::PathBuf);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.0, b"");
+        }
+    }
+    let _release = Release(dir.join("release"));
     rt().block_on(async {
         let m = Mcp::start(&env).await;
-        let started = Instant::now();
-        let mut calls = Vec::new();
-        for i in 0..10 {
-            let params = CallToolRequestParams::new("secret_run").with_arguments(
-                json!({"keys": ["api/key"], "command": "sh", "args": ["-c", format!("sleep 0.3; echo run-{i}")]})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
+        let holders: Vec<_> = (0..2).map(|_| queue_call(&m, &dir, "60s")).collect();
+        // Both slots taken: poll until both holders are running.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while markers(&dir) < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "two runs never ran at once (queue too strict?)"
             );
-            let peer = m.client.peer().clone();
-            calls.push(tokio::spawn(async move { peer.call_tool(params).await }));
+            tokio::time::sleep(Duration::from_millis(5)).await; // polling interval
         }
-        for (i, call) in calls.into_iter().enumerate() {
-            let r = call.await.unwrap().unwrap();
-            assert_eq!(r.is_error, Some(false));
-            assert_eq!(r.structured_content.unwrap()["stdout"], format!("run-{i}\n"));
+        // Three more cannot start while the holders wait for the release:
+        // they time out in the queue (their timeout covers the wait).
+        let refused: Vec<_> = (0..3).map(|_| queue_call(&m, &dir, "1s")).collect();
+        for r in refused {
+            let r = r.await.unwrap();
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(
+                r.is_error,
+                Some(true),
+                "a third run started while two were running: {text}"
+            );
+            assert!(text.contains("agent runs were in progress"), "{text}");
         }
-        // 10 runs of 0.3 s, 4 at a time, need three waves.
-        assert!(started.elapsed() >= Duration::from_millis(850), "limit not applied: {:?}", started.elapsed());
+        assert_eq!(markers(&dir), 2, "only the two holders may be running");
+        // Three that queue long enough run after the holders finish.
+        let later: Vec<_> = (0..3).map(|_| queue_call(&m, &dir, "60s")).collect();
+        std::fs::write(dir.join("release"), b"").unwrap();
+        for call in holders.into_iter().chain(later) {
+            let r = call.await.unwrap();
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(r.is_error, Some(false), "{text}");
+            let out = r.structured_content.unwrap();
+            assert_eq!(out["exit_code"], 0, "{out}");
+            assert!(
+                out["stdout"].as_str().unwrap().starts_with("done "),
+                "{out}"
+            );
+        }
+        let counts: Vec<usize> = std::fs::read_to_string(dir.join("counts"))
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect();
+        assert_eq!(counts.len(), 5, "five runs started: {counts:?}");
+        assert_eq!(
+            counts.iter().max(),
+            Some(&2),
+            "peak concurrency: {counts:?}"
+        );
         m.finish(&env).await;
     });
 }
@@ -435,19 +554,23 @@ fn output_cap_never_leaks_a_straddling_value() {
 fn raw_wire_protocol() {
     let env = setup();
     let (sh, wrapper) = wrapped(&bin("secretctl-mcp"));
-    let mut child = std::process::Command::new(sh)
-        .args(wrapper)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SECRETCTL_SOCKET", &env.socket)
-        .env("SECRETCTL_LOG", "trace")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = ChildGuard::new(
+        std::process::Command::new(sh)
+            .args(wrapper)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SECRETCTL_SOCKET", &env.socket)
+            .env("SECRETCTL_LOG", "trace")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = child.child().stdin.take().unwrap();
+    let lines = TimedLines::new(child.child().stdout.take().unwrap());
+    let err_lines = TimedLines::new(child.child().stderr.take().unwrap());
+    let limit = Duration::from_secs(60);
     let mut send = |v: &str| {
         stdin.write_all(v.as_bytes()).unwrap();
         stdin.write_all(b"\n").unwrap();
@@ -456,7 +579,7 @@ fn raw_wire_protocol() {
     send(
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#,
     );
-    let init: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let init: Value = serde_json::from_str(&lines.next(limit).expect("initialize answer")).unwrap();
     assert_eq!(init["id"], 1);
     assert_eq!(init["result"]["serverInfo"]["name"], "secretctl");
     send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
@@ -467,7 +590,7 @@ fn raw_wire_protocol() {
     );
     let mut by_id = std::collections::HashMap::new();
     while by_id.len() < 2 {
-        let line = lines.next().expect("shim closed stdout early").unwrap();
+        let line = lines.next(limit).expect("shim closed stdout early");
         let v: Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("non-JSON on stdout: {line}"));
         assert_eq!(v["jsonrpc"], "2.0", "{line}");
@@ -482,23 +605,296 @@ fn raw_wire_protocol() {
         "[REDACTED:API_KEY]\n"
     );
     drop(stdin);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(st.success(), "shim exited with {st}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "shim did not exit on EOF");
-        std::thread::sleep(Duration::from_millis(10)); // polling interval
-    }
-    for rest in lines {
-        let line = rest.unwrap();
+    let st = child.wait(Duration::from_secs(10), "shim after EOF on stdin");
+    assert!(st.success(), "shim exited with {st}");
+    for line in lines.rest(limit) {
         assert!(
             serde_json::from_str::<Value>(&line).is_ok(),
             "non-JSON on stdout: {line}"
         );
     }
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let err = err_lines.rest(limit).join("\n");
     assert!(!err.contains(API_KEY), "shim stderr holds a secret");
+}
+
+/// The agent's environment: only the base variables reach a run. Checked
+/// twice: through the shim (whose environment holds an unusual variable
+/// and `SECRETCTL_*`), and straight at the daemon's agent service, which
+/// must apply its own allow-list whatever a client sends.
+#[test]
+fn agent_runs_see_only_the_base_environment() {
+    let env = setup();
+    let script = "env | sort";
+    rt().block_on(async {
+        let mut m = Mcp::start_with_env(
+            &env,
+            &[
+                ("FOO_SHOULD_NOT_PASS", "1"),
+                ("LC_ALL", "C"),
+                ("SECRETCTL_HOME", "/nonexistent"),
+            ],
+        )
+        .await;
+        let r = m
+            .ok(
+                "secret_run",
+                json!({"keys": ["api/key"], "command": "sh", "args": ["-c", script]}),
+            )
+            .await;
+        let out = r["stdout"].as_str().unwrap();
+        assert!(out.contains("PATH=") && out.contains("LC_ALL=C"), "{out}");
+        assert!(out.contains("API_KEY=[REDACTED:API_KEY]"), "{out}");
+        assert!(
+            !out.contains("FOO_SHOULD_NOT_PASS"),
+            "an unlisted variable reached the run: {out}"
+        );
+        assert!(!out.contains("SECRETCTL_"), "{out}");
+        m.finish(&env).await;
+    });
+
+    let cwd = env.dir.path().to_str().unwrap().to_string();
+    let out = env.with_client(async |c| {
+        let var = |n: &str, v: &str| secretctl_proto::v1::EnvVar {
+            name: n.into(),
+            value: v.as_bytes().to_vec(),
+        };
+        let req = secretctl_proto::v1::AgentRunRequest {
+            keys: vec!["api/key".into()],
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            cwd,
+            timeout_ms: 30_000,
+            env: vec![
+                var("PATH", "/usr/bin:/bin"),
+                var("LC_ALL", "C"),
+                var("FOO_SHOULD_NOT_PASS", "1"),
+                var("LD_PRELOAD", "/nonexistent.so"),
+                var("SECRETCTL_SOCKET", "/nonexistent"),
+            ],
+            ..Default::default()
+        };
+        c.agent().run(req).await.expect("agent run").into_inner()
+    });
+    assert_eq!(out.exit_code, 0, "{}", out.stderr);
+    let text = out.stdout;
+    assert!(
+        text.contains("PATH=/usr/bin:/bin") && text.contains("LC_ALL=C"),
+        "{text}"
+    );
+    for banned in ["FOO_SHOULD_NOT_PASS", "LD_PRELOAD", "SECRETCTL_"] {
+        assert!(
+            !text.contains(banned),
+            "{banned} reached an agent run: {text}"
+        );
+    }
+    env.assert_log_clean(&SECRETS);
+}
+
+/// secretctl's own binaries are refused for agents even when the policy
+/// allows everything or names them: they reach every secret.
+#[test]
+fn secretctl_binaries_are_always_denied() {
+    let env = setup();
+    let dir = bin_dir();
+    let trusted = dir.display();
+    let policies = [
+        format!("version: 1\ndefault_action: allow\ntrusted_directories: [{trusted}]\n"),
+        format!(
+            "version: 1\ndefault_action: deny\nallowed_commands: [secretctl, secretctld, secretctl-mcp, \"{trusted}/secretctl\", \"{trusted}/secretctld\", \"{trusted}/secretctl-mcp\"]\ntrusted_directories: [{trusted}]\n"
+        ),
+    ];
+    rt().block_on(async {
+        let mut m = Mcp::start(&env).await;
+        for policy in &policies {
+            write_policy(&env, policy);
+            env.apply_policy();
+            for name in ["secretctl", "secretctld", "secretctl-mcp"] {
+                let path = dir.join(name).display().to_string();
+                for command in [name.to_string(), path] {
+                    let e = m
+                        .err("secret_run", json!({"keys": ["api/key"], "command": command, "args": ["--version"], "timeout": "10s"}))
+                        .await;
+                    assert!(e.contains("always denied"), "{command} under {policy}: {e}");
+                }
+            }
+        }
+        // The same policy does allow an ordinary command: the refusals
+        // above are the always-denied rule, not a policy mistake.
+        write_policy(&env, &policies[0]);
+        env.apply_policy();
+        assert_eq!(m.ok("secret_run", json!({"keys": ["api/key"], "command": "true"})).await["exit_code"], 0);
+        m.finish(&env).await;
+    });
+}
+
+/// A policy file someone else owns is refused (contract §7).
+#[test]
+fn policy_file_owned_by_another_uid_is_refused() {
+    if !require_root("policy_file_owned_by_another_uid_is_refused") {
+        return;
+    }
+    let env = setup();
+    let policy = env.home.join("mcp-policy.yaml");
+    rt().block_on(async {
+        let mut m = Mcp::start(&env).await;
+        let run = json!({"keys": ["api/key"], "command": "true"});
+        assert_eq!(m.ok("secret_run", run.clone()).await["exit_code"], 0);
+        nix::unistd::chown(&policy, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        let e = m.err("secret_run", run.clone()).await;
+        assert!(
+            e.contains("owned by uid 65534") && e.contains("chown"),
+            "{e}"
+        );
+        let out = env.cli(&["policy", "apply"]);
+        assert_code(&out, 1, "apply of a foreign file");
+        assert!(
+            stderr(&out).contains("owned by uid 65534"),
+            "{}",
+            stderr(&out)
+        );
+        nix::unistd::chown(&policy, Some(nix::unistd::geteuid()), None).unwrap();
+        assert_eq!(m.ok("secret_run", run).await["exit_code"], 0);
+        m.finish(&env).await;
+    });
+}
+
+/// A refused command is audited as `policy_refused` (a broken policy file
+/// as `policy_error`), with the command and the rule.
+#[test]
+fn policy_refusals_are_audited_with_their_own_action() {
+    let env = setup();
+    rt().block_on(async {
+        let mut m = Mcp::start(&env).await;
+        m.err(
+            "secret_run",
+            json!({"keys": ["api/key"], "command": "head", "args": ["/etc/hostname"]}),
+        )
+        .await;
+        std::fs::remove_file(env.home.join("mcp-policy.yaml")).unwrap();
+        m.err(
+            "secret_run",
+            json!({"keys": ["api/key"], "command": "true"}),
+        )
+        .await;
+        m.finish(&env).await;
+    });
+    let audit = |action: &str| {
+        let out = env.cli(&["audit", "list", "--json", "--action", action]);
+        assert_ok(&out, "audit list");
+        json(&out).as_array().unwrap().clone()
+    };
+    let refused = audit("policy_refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let r = &refused[0];
+    assert_eq!(r["source"], "mcp");
+    assert_eq!(r["success"], false);
+    assert_eq!(r["command"], "head /etc/hostname");
+    assert_eq!(r["keys"][0], "api/key");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("not in allowed_commands"),
+        "{r}"
+    );
+    let broken = audit("policy_error");
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert!(
+        broken[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no policy file"),
+        "{}",
+        broken[0]
+    );
+    // Neither is disguised as an ordinary failed run.
+    assert!(
+        audit("run").iter().all(|r| r["success"] == true),
+        "{:?}",
+        audit("run")
+    );
+}
+
+/// Agent run timeouts from config.yaml: the default applies to a run that
+/// names none, a run's own timeout is honoured, and a longer one than
+/// `max_timeout` is refused before anything runs.
+#[test]
+fn agent_run_timeouts_default_and_max() {
+    let env = setup_with("agent:\n  default_timeout: 1s\n  max_timeout: 1m\n");
+    rt().block_on(async {
+        let mut m = Mcp::start(&env).await;
+        let e = m
+            .err("secret_run", json!({"keys": ["api/key"], "command": "true", "timeout": "2m"}))
+            .await;
+        assert!(e.contains("longer than the allowed 1m"), "{e}");
+
+        let r = m
+            .ok("secret_run", json!({"keys": ["api/key"], "command": "sleep", "args": ["30"]}))
+            .await;
+        assert_eq!(r["timed_out"], true, "{r}");
+        assert_eq!(r["exit_code"], 124, "{r}");
+        assert!(r["duration_ms"].as_u64().unwrap() < 20_000, "{r}");
+
+        // Its own timeout (longer than the 1 s default) lets it finish.
+        let r = m
+            .ok("secret_run", json!({"keys": ["api/key"], "command": "sh", "args": ["-c", "sleep 2; echo finished"], "timeout": "30s"}))
+            .await;
+        assert_eq!(r["timed_out"], false, "{r}");
+        assert_eq!(r["stdout"], "finished\n", "{r}");
+        // And a short one of its own stops it.
+        let r = m
+            .ok("secret_run", json!({"keys": ["api/key"], "command": "sleep", "args": ["30"], "timeout": "1s"}))
+            .await;
+        assert_eq!(r["timed_out"], true, "{r}");
+        m.finish(&env).await;
+    });
+}
+
+/// Only requests that use a secret move the idle deadline: listing,
+/// metadata and the MCP look-only tools leave it where it was; `get` moves it.
+#[test]
+fn looking_does_not_reset_the_idle_timer() {
+    let env = setup();
+    let deadline = || env.status().unwrap().idle_lock_deadline_unix_ms;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    // A fresh deadline, then let the clock move on well past rounding, so
+    // any reset would show as a later deadline.
+    assert_ok(&env.cli(&["get", "api/key"]), "get");
+    let before = deadline();
+    let since = now_ms();
+    while now_ms() < since + 50 {
+        std::thread::sleep(Duration::from_millis(5)); // polling the clock
+    }
+    assert_ok(&env.cli(&["list"]), "list");
+    assert_ok(&env.cli(&["list", "--json"]), "list --json");
+    assert_ok(
+        &env.cli(&["get", "dev/db", "--show-metadata"]),
+        "get --show-metadata",
+    );
+    rt().block_on(async {
+        let mut m = Mcp::start(&env).await;
+        m.ok("secret_list", json!({})).await;
+        m.ok("secret_exists", json!({"key": "api/key"})).await;
+        m.ok("secret_list_fields", json!({"key": "dev/db"})).await;
+        m.ok("security_score", json!({})).await;
+        m.finish(&env).await;
+    });
+    let after_looking = deadline();
+    // The deadline is recomputed from two clocks per status call: allow
+    // 2 ms of rounding, far below the 50 ms a reset would add.
+    assert!(
+        (after_looking - before).abs() <= 2,
+        "looking moved the idle deadline by {} ms",
+        after_looking - before
+    );
+    assert_ok(&env.cli(&["get", "api/key"]), "get");
+    let after_get = deadline();
+    assert!(
+        after_get >= before + 40,
+        "get did not reset the idle timer: {before} -> {after_get}"
+    );
 }

@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -55,8 +54,11 @@ fn exit_codes_propagate() {
     );
 }
 
+// Reads /proc to tell a zombie from a live process.
+#[cfg(target_os = "linux")]
 #[test]
 fn timeout_kills_the_whole_group() {
+    use std::time::Instant;
     let env = env_with_key();
     let pidfile = env.dir.path().join("grandchild.pid");
     let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
@@ -120,23 +122,23 @@ fn sigint_is_forwarded() {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    lines.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
+    let mut child = ChildGuard::new(cmd.spawn().unwrap());
+    let lines = TimedLines::new(child.child().stdout.take().unwrap());
+    let limit = Duration::from_secs(30);
+    assert_eq!(lines.next(limit).as_deref(), Some("ready"));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    let mut rest = String::new();
-    lines.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(rest, "got-int\n");
+    let rest = lines.rest(limit);
+    let status = child.wait(limit, "secretctl run after SIGINT");
+    assert_eq!(rest, ["got-int"]);
     assert_eq!(status.code(), Some(7));
 }
 
+// GNU `base64 -w0`.
+#[cfg(target_os = "linux")]
 #[test]
 fn every_encoding_is_redacted() {
     let env = Env::unlocked();
@@ -185,8 +187,11 @@ printf 'split:%.10s' "$ENC"; sleep 0.2; printf '%s\n' "${{ENC#??????????}}"
     env.assert_log_clean(&[value, pct]);
 }
 
+// Reads the daemon's memory from /proc.
+#[cfg(target_os = "linux")]
 #[test]
 fn large_output_is_redacted_with_flat_daemon_memory() {
+    use std::io::Read;
     let env = env_with_key();
     let pid = env.daemon_pid().unwrap();
     let rss = |field: &str| -> u64 {
@@ -203,27 +208,36 @@ while [ $i -lt 25000 ]; do printf '%s %s\n' "$line" "$API_KEY"; i=$((i+1)); done
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .stdin(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let (mut total, mut markers, mut leaked) = (0usize, 0usize, false);
-    let mut buf = vec![0u8; 1 << 16];
-    let mut carry = Vec::new();
-    loop {
-        let n = out.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
+    let mut child = ChildGuard::new(cmd.spawn().unwrap());
+    let mut out = child.child().stdout.take().unwrap();
+    // Read on a helper thread so a stalled stream fails the test in time.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut total, mut markers, mut leaked) = (0usize, 0usize, false);
+        let mut buf = vec![0u8; 1 << 16];
+        let mut carry = Vec::new();
+        loop {
+            let n = out.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+            carry.extend_from_slice(&buf[..n]);
+            // Scan whole lines only, so matches are never split.
+            if let Some(end) = carry.iter().rposition(|&b| b == b'\n') {
+                let chunk: Vec<u8> = carry.drain(..=end).collect();
+                let s = String::from_utf8_lossy(&chunk);
+                markers += s.matches("[REDACTED:API_KEY]").count();
+                leaked |= s.contains(K);
+            }
         }
-        total += n;
-        carry.extend_from_slice(&buf[..n]);
-        // Scan whole lines only, so matches are never split.
-        if let Some(end) = carry.iter().rposition(|&b| b == b'\n') {
-            let chunk: Vec<u8> = carry.drain(..=end).collect();
-            let s = String::from_utf8_lossy(&chunk);
-            markers += s.matches("[REDACTED:API_KEY]").count();
-            leaked |= s.contains(K);
-        }
-    }
-    assert!(child.wait().unwrap().success());
+        let _ = tx.send((total, markers, leaked));
+    });
+    let limit = Duration::from_secs(300);
+    let (total, markers, leaked) = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("100 MB of output did not arrive within {limit:?}"));
+    assert!(child.wait(limit, "secretctl run").success());
     assert!(total > 100_000_000, "only {total} bytes");
     assert_eq!(markers, 25_000);
     assert!(!leaked, "a value leaked");
@@ -359,4 +373,67 @@ fn no_redact_passes_output_through() {
     );
     assert_eq!(stdout(&out), K);
     env.assert_log_clean(&[K]);
+}
+
+/// `SECRETCTL_*` never reaches a child: the CLI does not send its own, and
+/// the daemon drops any a client sends.
+#[test]
+fn secretctl_variables_never_reach_the_child() {
+    let env = env_with_key();
+    let out = run(&env, &["-k", "api/key", "--", "sh", "-c", "env"]);
+    assert_ok(&out, "run env");
+    let text = stdout(&out);
+    assert!(text.contains("PATH="), "{text}");
+    assert!(!text.contains("SECRETCTL_"), "{text}");
+
+    use secretctl_proto::v1::{EnvVar, RunInput, RunStart, run_input, run_output};
+    let cwd = env.dir.path().to_str().unwrap().to_string();
+    let (stdout, code) = env.with_client(async |c| {
+        let var = |n: &str, v: &str| EnvVar {
+            name: n.into(),
+            value: v.as_bytes().to_vec(),
+        };
+        let start = RunStart {
+            key_patterns: vec!["api/key".into()],
+            argv: vec!["sh".into(), "-c".into(), "env".into()],
+            cwd,
+            env: vec![
+                var("PATH", "/usr/bin:/bin"),
+                var("SECRETCTL_PASSWORD", "not-a-real-password"),
+                var("SECRETCTL_SOCKET", "/nonexistent"),
+                var("KEEP_ME", "1"),
+            ],
+            timeout_ms: 30_000,
+            ..Default::default()
+        };
+        let input = vec![
+            RunInput {
+                kind: Some(run_input::Kind::Start(start)),
+            },
+            RunInput {
+                kind: Some(run_input::Kind::StdinEof(true)),
+            },
+        ];
+        let mut stream = c
+            .runner()
+            .run(tonic::codegen::tokio_stream::iter(input))
+            .await
+            .expect("run")
+            .into_inner();
+        let (mut out, mut code) = (Vec::new(), None);
+        while let Some(msg) = stream.message().await.expect("run output") {
+            match msg.kind {
+                Some(run_output::Kind::Stdout(b)) => out.extend_from_slice(&b),
+                Some(run_output::Kind::Exit(e)) => code = Some(e.code),
+                _ => {}
+            }
+        }
+        (String::from_utf8(out).unwrap(), code)
+    });
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("KEEP_ME=1"), "{stdout}");
+    assert!(
+        !stdout.contains("SECRETCTL_"),
+        "the daemon passed a client's SECRETCTL_* on: {stdout}"
+    );
 }

@@ -269,7 +269,7 @@ fn kill_9_loses_no_acknowledged_write() {
 #[test]
 fn another_uid_is_refused() {
     let env = Env::unlocked();
-    if !env.expose_socket_to_others() {
+    if !env.expose_socket_to_others("another_uid_is_refused") {
         return;
     }
     let out = env.status_as_nobody();
@@ -292,7 +292,8 @@ fn open_socket_directory_is_refused() {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = Command::new(bin("secretctld"));
     env.apply(&mut cmd);
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    // run() kills it and fails if the daemon starts anyway (a regression).
+    let out = run(cmd, None);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("chmod 700"), "{}", stderr(&out));
     assert!(!env.socket.exists());
@@ -326,7 +327,11 @@ fn two_clis_autostart_one_daemon() {
             .unwrap()
     };
     let (a, b) = (spawn(), spawn());
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    // The autostarted daemon is stopped by `env`'s guard if this test fails.
+    let (a, b) = (
+        wait_output(a, CLI_LIMIT, "first status"),
+        wait_output(b, CLI_LIMIT, "second status"),
+    );
     assert_ok(&a, "first status");
     assert_ok(&b, "second status");
     let (pa, pb) = (
@@ -358,7 +363,7 @@ fn malformed_config_is_a_startup_error_naming_the_line() {
     env.write_config("idle_timeout: 1h\nidle_timout: 2h\n");
     let mut cmd = Command::new(bin("secretctld"));
     env.apply(&mut cmd);
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let out = run(cmd, None);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -388,4 +393,108 @@ fn lock_without_a_daemon_is_fine_and_short_values_warn() {
         !stderr(&out).contains("1234"),
         "the warning must not print the value"
     );
+}
+
+#[test]
+fn unlock_timeout_longer_than_max_idle_timeout_is_refused() {
+    let mut env = Env::new();
+    env.write_config("idle_timeout: 10m\nmax_idle_timeout: 2h\n");
+    env.start();
+    env.init();
+    assert_eq!(
+        env.status().unwrap().idle_timeout_secs,
+        600,
+        "the configured default"
+    );
+    assert_ok(&env.cli(&["lock"]), "lock");
+    let out = env.cli_with_password(&["unlock", "--timeout", "3h"]);
+    assert_code(&out, 2, "unlock --timeout 3h over a 2h maximum");
+    assert!(
+        stderr(&out).contains("max_idle_timeout"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.status().unwrap().state, VaultState::Locked as i32);
+    assert_ok(
+        &env.cli_with_password(&["unlock", "--timeout", "2h"]),
+        "unlock --timeout 2h",
+    );
+    assert_eq!(env.status().unwrap().idle_timeout_secs, 7200);
+}
+
+/// Unlocks are serialised, so concurrent wrong guesses cannot race the
+/// failure counter: every one of them is counted.
+#[test]
+fn concurrent_wrong_unlocks_are_all_counted() {
+    use secretctl_proto::client::Client;
+    use secretctl_proto::v1::UnlockRequest;
+    const GUESSES: u32 = 5; // all below the backoff threshold
+    const { assert!(GUESSES <= secretctld::vault::FREE_ATTEMPTS) };
+    let mut env = Env::new();
+    env.start();
+    // A KDF slow enough that unserialised guesses would overlap.
+    let out = env.cli_with_password(&[
+        "init",
+        "--kdf-memory",
+        "16",
+        "--kdf-iterations",
+        "1",
+        "--kdf-parallelism",
+        "1",
+    ]);
+    assert_ok(&out, "init");
+    assert_ok(&env.cli(&["lock"]), "lock");
+    let socket = env.socket.clone();
+    let codes = env.with_client(async |_| {
+        let guesses: Vec<_> = (0..GUESSES)
+            .map(|i| {
+                let socket = socket.clone();
+                tokio::spawn(async move {
+                    // One connection per guess, as separate attackers would.
+                    let c = Client::new(&socket);
+                    let req = UnlockRequest {
+                        password: format!("wrong guess {i}").into_bytes(),
+                        timeout_secs: 0,
+                    };
+                    c.daemon().unlock(req).await.unwrap_err().code()
+                })
+            })
+            .collect();
+        let mut codes = Vec::new();
+        for g in guesses {
+            codes.push(g.await.unwrap());
+        }
+        codes
+    });
+    assert!(
+        codes.iter().all(|c| *c == tonic::Code::Unauthenticated),
+        "{codes:?}"
+    );
+    env.stop();
+    let vault = secretctld::vault::Vault::open(&env.home.join("vault.redb"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        vault.failed_unlocks().unwrap(),
+        GUESSES,
+        "concurrent guesses were lost from the failure counter"
+    );
+    drop(vault);
+    // Five failures: the right password works once the backoff (1 s after
+    // the last failure) has passed, and is refused with the reason before.
+    env.start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = env.cli_with_password(&["unlock"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            stderr(&out).contains("too many failed unlock attempts"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(Instant::now() < deadline, "backoff never ended");
+        std::thread::sleep(Duration::from_millis(100)); // polling interval
+    }
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use secretctl_proto::v1::daemon_server::Daemon;
 use secretctl_proto::v1::{
-    ApplyRequest, ApplyResponse, InitRequest, InitResponse, KdfParams, LockRequest, LockResponse,
-    PolicyCheckRequest, PolicyCheckResponse, ReauthRequest, ReauthResponse, RegisterRequest,
-    RegisterResponse, StatusRequest, StatusResponse, UnlockRequest, UnlockResponse,
+    ApplyRequest, ApplyResponse, Hardening, InitRequest, InitResponse, KdfParams, LockRequest,
+    LockResponse, PolicyCheckRequest, PolicyCheckResponse, ReauthRequest, ReauthResponse,
+    RegisterRequest, RegisterResponse, StatusRequest, StatusResponse, UnlockRequest,
+    UnlockResponse,
 };
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
@@ -74,6 +75,7 @@ impl Daemon for DaemonService {
             .idle_deadline()
             .map(|(t, d)| (unix_ms(t), d.as_secs()))
             .unwrap_or((0, 0));
+        let h = crate::hardening::report();
         Ok(Response::new(StatusResponse {
             version: secretctl_proto::VERSION.to_string(),
             protocol: secretctl_proto::PROTOCOL,
@@ -98,6 +100,12 @@ impl Daemon for DaemonService {
             } else {
                 String::new()
             },
+            hardening: Some(Hardening {
+                dumpable: h.dumpable,
+                core_limit: h.core_limit,
+                locked_bytes: h.locked_bytes,
+                mlock_ok: h.mlock_ok,
+            }),
         }))
     }
 

@@ -1,10 +1,22 @@
 //! Test harness: a real `secretctld` on a temp socket and home, driven by the
 //! real `secretctl` binary. Readiness is a `Status` probe, never a sleep.
+//!
+//! Guarantees every test gets from here:
+//! - the binaries under test are the current code: the first [`bin`] call of
+//!   a test process runs `cargo build` for them (same profile and target dir
+//!   as the test binary), so `cargo test` alone never tests stale binaries;
+//! - every process a test starts is waited for with a deadline and killed on
+//!   expiry ([`wait_output`], [`run`]), so a regression fails instead of
+//!   hanging;
+//! - every daemon a test starts is stopped by a guard ([`Env`]'s `Drop`, also
+//!   for a daemon the CLI autostarted on the test's socket; [`ChildGuard`]
+//!   for any other long-lived child), also when the test panics.
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use secretctl_proto::client::{Client, RpcError};
@@ -12,7 +24,10 @@ use secretctl_proto::client::{Client, RpcError};
 /// The password every test vault uses.
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// Directory holding the workspace's binaries (target/debug).
+/// How long one CLI command may take before the test fails (a hang).
+pub const CLI_LIMIT: Duration = Duration::from_secs(90);
+
+/// Directory holding the workspace's binaries (target/<profile>).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path is known");
     // target/debug/deps/<test> -> target/debug
@@ -22,15 +37,223 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Path of a workspace binary, which must have been built.
+/// Builds `secretctld`, `secretctl` and `secretctl-mcp` once per test
+/// process, with the test binary's profile and target dir, so the
+/// integration tests always run the current code (also in a scratch copy
+/// such as cargo-mutants makes). Panics with cargo's output on failure.
+pub fn ensure_built() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let dir = bin_dir();
+        let target_dir = dir
+            .parent()
+            .expect("target/<profile> has a parent")
+            .to_path_buf();
+        let profile = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("profile dir name is UTF-8")
+            .to_string();
+        let cargo = option_env!("CARGO")
+            .map(PathBuf::from)
+            .filter(|p| p.exists())
+            .or_else(|| std::env::var_os("CARGO").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("cargo"));
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .args([
+                "build",
+                "-p",
+                "secretctld",
+                "-p",
+                "secretctl",
+                "-p",
+                "secretctl-mcp",
+                "--bins",
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir);
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run cargo to build the binaries: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "building the binaries under test failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// Path of a workspace binary, built from the current code.
 pub fn bin(name: &str) -> PathBuf {
+    ensure_built();
     let p = bin_dir().join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --workspace` before `cargo test`",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing after the build", p.display());
     p
+}
+
+/// Whether a test that needs root may run. Not root: under CI (`CI` set)
+/// the test fails, because CI runs as root and a skip there would hide a
+/// broken promise; locally it prints a SKIP line and returns false.
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} needs root (another uid, chown); CI runs as root, so this is a failure");
+    }
+    eprintln!(
+        "SKIP {test}: needs root (dropping to another uid / chown); run the suite as root to cover it"
+    );
+    false
+}
+
+/// Kills and reaps a child when dropped: for long-lived children a test
+/// starts itself (a daemon outside [`Env`], a shim), so a failing test
+/// leaves nothing behind.
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    pub fn new(child: Child) -> ChildGuard {
+        ChildGuard(Some(child))
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("child present").id()
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("child present")
+    }
+
+    /// Waits for the child to exit, at most `limit` (then kills it and fails).
+    pub fn wait(&mut self, limit: Duration, what: &str) -> std::process::ExitStatus {
+        let child = self.0.as_mut().expect("child present");
+        let deadline = Instant::now() + limit;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                self.0 = None;
+                return st;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.0 = None;
+                panic!("{what} did not exit within {limit:?}");
+            }
+            std::thread::sleep(pause); // polling interval
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits for `child` and collects its output, failing the test (after
+/// killing the child) if it takes longer than `limit`.
+pub fn wait_output(child: Child, limit: Duration, what: &str) -> Output {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(r) => r.unwrap_or_else(|e| panic!("waiting for {what}: {e}")),
+        Err(_) => {
+            // Not reaped yet (the waiting thread has not returned), so the
+            // pid is still this child's.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let partial = rx.recv_timeout(Duration::from_secs(5));
+            let (out, err) = match partial {
+                Ok(Ok(o)) => (
+                    String::from_utf8_lossy(&o.stdout).into_owned(),
+                    String::from_utf8_lossy(&o.stderr).into_owned(),
+                ),
+                _ => Default::default(),
+            };
+            panic!("{what} did not finish within {limit:?} (killed)\nstdout: {out}\nstderr: {err}");
+        }
+    }
+}
+
+/// Reads from `r` on a helper thread so the test can wait with a deadline.
+pub struct TimedLines {
+    rx: std::sync::mpsc::Receiver<std::io::Result<String>>,
+}
+
+impl TimedLines {
+    pub fn new(r: impl Read + Send + 'static) -> TimedLines {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(r).lines() {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        TimedLines { rx }
+    }
+
+    /// The next line (without its newline); `None` at EOF. Fails the test
+    /// if nothing arrives within `limit`.
+    pub fn next(&self, limit: Duration) -> Option<String> {
+        match self.rx.recv_timeout(limit) {
+            Ok(line) => Some(line.expect("read a line")),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("no line within {limit:?}")
+            }
+        }
+    }
+
+    /// Every remaining line until EOF, which must come within `limit`.
+    pub fn rest(&self, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        let mut v = Vec::new();
+        while let Some(l) = self.next(deadline.saturating_duration_since(Instant::now())) {
+            v.push(l);
+        }
+        v
+    }
+}
+
+/// Runs `fut` on a fresh runtime, failing the test after `limit`.
+pub fn block_on_with_limit<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        tokio::time::timeout(limit, fut)
+            .await
+            .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
+    })
 }
 
 /// A temp home and socket, and possibly a running daemon on them.
@@ -85,13 +308,28 @@ impl Env {
 
     /// Starts the daemon and waits until it answers `Status`.
     pub fn start(&mut self) {
+        self.start_with("");
+    }
+
+    /// Starts the daemon through `sh -c '<setup>; exec secretctld'`, so a
+    /// test can give it a umask or resource limits of its own (the empty
+    /// setup starts it directly), and waits until it answers `Status`.
+    pub fn start_with(&mut self, setup: &str) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("daemon log");
-        let mut cmd = Command::new(bin("secretctld"));
+        let mut cmd = if setup.is_empty() {
+            Command::new(bin("secretctld"))
+        } else {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("{setup}\nexec \"$0\""))
+                .arg(bin("secretctld"));
+            c
+        };
         self.apply(&mut cmd);
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         let child = cmd.spawn().expect("spawn secretctld");
@@ -122,22 +360,29 @@ impl Env {
         }
     }
 
-    /// One `Status` call through the typed client.
+    /// One `Status` call through the typed client (an error after 10 s).
     pub fn status(&self) -> Result<secretctl_proto::v1::StatusResponse, RpcError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        rt.block_on(async { Client::new(&self.socket).status().await })
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), Client::new(&self.socket).status())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(RpcError::Unreachable {
+                        path: self.socket.clone(),
+                        reason: "no answer within 10 s".into(),
+                    })
+                })
+        })
     }
 
-    /// Runs `f` with a typed client on a fresh runtime.
+    /// Runs `f` with a typed client on a fresh runtime (fails after 90 s).
     pub fn with_client<T>(&self, f: impl AsyncFnOnce(Client) -> T) -> T {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async { f(Client::new(&self.socket)).await })
+        block_on_with_limit(CLI_LIMIT, "typed-client calls", async {
+            f(Client::new(&self.socket)).await
+        })
     }
 
     /// `secretctl init` with tiny KDF parameters (leaves the vault unlocked).
@@ -187,14 +432,12 @@ impl Env {
 
     /// Opens the socket's directories and the socket to other users, so that
     /// a connection from another uid reaches the daemon and only its peer
-    /// check can refuse it. Returns false (and says so) unless running as
-    /// root, which dropping to another uid needs.
-    pub fn expose_socket_to_others(&self) -> bool {
+    /// check can refuse it. Returns false unless running as root, which
+    /// dropping to another uid needs (see [`require_root`]: under CI that
+    /// is a failure, locally a SKIP line).
+    pub fn expose_socket_to_others(&self, test: &str) -> bool {
         use std::os::unix::fs::PermissionsExt;
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!(
-                "skipped the foreign-uid part: dropping to another uid needs root (CI runs as root)"
-            );
+        if !require_root(test) {
             return false;
         }
         for p in [
@@ -230,7 +473,7 @@ impl Env {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             match cmd.spawn() {
-                Ok(child) => return child.wait_with_output().expect("wait secretctl"),
+                Ok(child) => return wait_output(child, CLI_LIMIT, "secretctl status as nobody"),
                 Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -245,11 +488,21 @@ impl Env {
         self.daemon.as_ref().map(Child::id)
     }
 
-    /// Stops the daemon with SIGTERM and waits for it.
+    /// Stops the daemon with SIGTERM and waits for it (SIGKILL after 20 s).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.daemon.take() {
             let pid = nix::unistd::Pid::from_raw(child.id() as i32);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut pause = Duration::from_millis(1);
+            while matches!(child.try_wait(), Ok(None)) {
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(pause); // polling interval
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
             let _ = child.wait();
         }
     }
@@ -279,6 +532,17 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         self.stop();
+        // A daemon the CLI autostarted on this test's socket is the test's
+        // too: stop it, whatever state the test ended in.
+        if self.socket.exists()
+            && let Ok(st) = self.status()
+        {
+            let pid = nix::unistd::Pid::from_raw(st.pid as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            if !gone_within(st.pid as i32, Duration::from_secs(20)) {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
     }
 }
 
@@ -351,20 +615,32 @@ impl Env {
     }
 }
 
-/// Waits (polling) until process `pid` has exited; zombies count as gone.
-pub fn wait_gone(pid: i32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Whether process `pid` exits (or is a zombie) within `limit`.
+pub fn gone_within(pid: i32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
     while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         if stat.split_whitespace().nth(2) == Some("Z") {
-            return;
+            return true;
         }
-        assert!(Instant::now() < deadline, "process {pid} did not exit");
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(10)); // polling interval
     }
+    true
 }
 
-/// Runs a command to completion, feeding `stdin` if given.
+/// Waits (polling) until process `pid` has exited; zombies count as gone.
+pub fn wait_gone(pid: i32) {
+    assert!(
+        gone_within(pid, Duration::from_secs(10)),
+        "process {pid} did not exit"
+    );
+}
+
+/// Runs a command to completion, feeding `stdin` if given; fails the test
+/// (killing the command) if it takes longer than [`CLI_LIMIT`].
 pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -373,13 +649,18 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn secretctl");
+    let what = format!("{:?}", cmd.get_args().collect::<Vec<_>>());
+    let mut child = cmd.spawn().expect("spawn the command");
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("stdin pipe");
-        // The command may exit before reading (e.g. a usage error): fine.
-        let _ = pipe.write_all(input);
+        let input = input.to_vec();
+        // A writer thread: a command that never reads cannot block the test.
+        std::thread::spawn(move || {
+            // The command may exit before reading (e.g. a usage error): fine.
+            let _ = pipe.write_all(&input);
+        });
     }
-    child.wait_with_output().expect("wait secretctl")
+    wait_output(child, CLI_LIMIT, &what)
 }
 
 /// Panics with the command's output unless it exited 0.
