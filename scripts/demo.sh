@@ -39,11 +39,15 @@ step "secretctl run -k demo/api_key -- sh -c 'echo \"key=\$DEMO_API_KEY\"; print
 
 step "MCP: an agent (here: raw JSON-RPC on stdin) runs a command with the key and sees only [REDACTED]"
 umask 077; printf 'version: 1\nallowed_commands: [sh]\n' > "$SECRETCTL_HOME/mcp-policy.yaml"
+"$BIN/secretctl" policy apply
 CALL='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"secret_run","arguments":{"keys":["demo/api_key"],"command":"sh -c '"'"'echo token=$DEMO_API_KEY'"'"'"}}}'
 { printf '%s\n' \
     '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"demo","version":"0"}}}' \
     '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$CALL"
   sleep 2; } | "$BIN/secretctl" mcp-server 2>/dev/null | sed -n 2p
+
+step "CLAUDECODE=1 secretctl get demo/api_key   # an agent's shell: refused, exit 5"
+CLAUDECODE=1 "$BIN/secretctl" get demo/api_key </dev/null || echo "(exit $?)"
 
 step "secretctl lock && secretctl get demo/api_key   # exit 3: locked"
 "$BIN/secretctl" lock
