@@ -64,8 +64,10 @@ fn as_agent_with(env: &Env, script: &str, extra: impl FnOnce(&mut Command)) -> O
 }
 
 /// Runs a command to completion, failing the test if it takes longer than
-/// `limit` (the child is killed then).
+/// `limit` (its whole process group is killed then).
 fn run_bounded(mut cmd: Command, stdin: Option<&[u8]>, limit: Duration) -> Output {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
@@ -85,7 +87,7 @@ fn run_bounded(mut cmd: Command, stdin: Option<&[u8]>, limit: Duration) -> Outpu
     match rx.recv_timeout(limit) {
         Ok(out) => out.expect("wait"),
         Err(_) => {
-            let _ = nix::sys::signal::kill(
+            let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
