@@ -95,8 +95,9 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                 .await
                 .map_err(|s| client.classify(s))
                 .context("cannot read the audit log")?
-                .into_inner()
-                .records;
+                .into_inner();
+            warn_unverified(&records.problem);
+            let records = records.records;
             if json_out {
                 let parsed: Vec<Value> = records
                     .iter()
@@ -160,8 +161,9 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                 .await
                 .map_err(|s| client.classify(s))
                 .context("cannot read the audit log")?
-                .into_inner()
-                .records;
+                .into_inner();
+            warn_unverified(&records.problem);
+            let records = records.records;
             match format.as_str() {
                 "json" => {
                     for r in &records {
@@ -180,6 +182,30 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                     ))
                     .into());
                 }
+            }
+        }
+        AuditCommand::Acknowledge => {
+            crate::reauth::consent(&client, &st, "acknowledge gaps in the audit log").await?;
+            let r = client
+                .audit()
+                .acknowledge(secretctl_proto::v1::AuditAcknowledgeRequest {})
+                .await
+                .map_err(|s| client.classify(s))
+                .context("cannot acknowledge")?
+                .into_inner();
+            if json_out {
+                print_json(&json!({"acknowledged": r.gaps}))?;
+            } else if r.gaps.is_empty() {
+                println!("no unacknowledged gap in the audit log");
+            } else {
+                println!(
+                    "acknowledged the gap(s) recorded at seq {}",
+                    r.gaps
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
         }
         AuditCommand::Prune { before } => {
@@ -203,6 +229,15 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Says on stderr that the records shown stop where the chain broke.
+fn warn_unverified(problem: &str) {
+    if !problem.is_empty() {
+        eprintln!(
+            "warning: only records that verify are shown; the chain breaks after them: {problem}"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -110,6 +110,14 @@ pub enum AuditCommand {
         #[arg(long, value_name = "DATE")]
         before: String,
     },
+    /// Accept the gaps the daemon found and recorded (records removed from
+    /// the log while it was not looking), so verify passes again. Check
+    /// what happened first: the gap records say what was expected and
+    /// what was found.
+    #[command(
+        after_help = "Examples:\n  secretctl audit verify          # names the gap\n  secretctl audit list --action audit_gap\n  secretctl audit acknowledge"
+    )]
+    Acknowledge,
 }
 
 #[derive(Debug, Args)]
@@ -391,6 +399,7 @@ impl Command {
             Command::Audit(AuditCommand::Verify) => "audit verify",
             Command::Audit(AuditCommand::Export { .. }) => "audit export",
             Command::Audit(AuditCommand::Prune { .. }) => "audit prune",
+            Command::Audit(AuditCommand::Acknowledge) => "audit acknowledge",
             Command::Policy(PolicyCommand::Check) => "policy check",
             Command::Policy(PolicyCommand::Apply) => "policy apply",
             Command::Config(ConfigCommand::Apply) => "config apply",

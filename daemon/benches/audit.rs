@@ -14,7 +14,7 @@ fn main() {
         .unwrap();
     for producers in [1usize, 8, 64] {
         let dir = tempfile::tempdir().unwrap();
-        let a = Audit::start(dir.path(), 8 << 20).unwrap();
+        let a = Audit::start(&dir.path().join("audit"), 8 << 20).unwrap();
         a.unlocked(&DataKey::generate().unwrap());
         let per = if producers == 1 {
             2000
@@ -32,7 +32,7 @@ fn main() {
                         let mut r = audit::event("get", "cli", audit::daemon_peer());
                         r.keys = vec![format!("bench/key-{i}")];
                         let t = Instant::now();
-                        a.record(r).await;
+                        a.record(r).await.expect("recorded");
                         v.push(t.elapsed());
                     }
                     v

@@ -110,11 +110,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         audit,
     );
 
+    let audit = session.audit.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = match inherited {
             Some(l) => l
                 .set_nonblocking(true)
@@ -123,8 +124,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             None => server::bind(&socket).await?,
         };
         server::serve(session, listener).await?;
-        Ok(())
-    })
+        Ok::<_, anyhow::Error>(())
+    });
+    // The final lock record (and everything queued before it) is on disk
+    // before the process ends.
+    audit.close();
+    served
 }
 
 /// Creates the data directory with mode 0700; warns if an existing one is open.

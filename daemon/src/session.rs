@@ -306,7 +306,7 @@ mod tests {
     fn session() -> (Arc<Session>, tempfile::TempDir) {
         let p = PathBuf::from("/nonexistent");
         let dir = tempfile::tempdir().unwrap();
-        let audit = Audit::start(dir.path(), 1 << 20).unwrap();
+        let audit = Audit::start(&dir.path().join("audit"), 1 << 20).unwrap();
         let s = Session::new(
             Paths {
                 home: p.clone(),

@@ -24,6 +24,17 @@ const HEADER_KEY: &str = "header";
 const FAILURES_KEY: &str = "unlock_failures";
 const AUDIT_ANCHOR_KEY: &str = "audit_anchor";
 const AGENT_HOSTS_KEY: &str = "agent_hosts";
+const AUDIT_PENDING_KEY: &str = "audit_pending";
+
+/// The head of the chain of audit records written while locked: dropping
+/// or altering one is found at the next unlock by comparing with this.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PendingAnchor {
+    #[prost(uint64, tag = "1")]
+    pub count: u64,
+    #[prost(bytes = "vec", tag = "2")]
+    pub head: Vec<u8>,
+}
 
 /// A copy of a settings file a user applied (contract §9), sealed with the
 /// data key; the daemon enforces this copy, not the file.
@@ -334,6 +345,28 @@ impl Store {
                 AUDIT_ANCHOR_KEY,
                 prost::Message::encode_to_vec(a).as_slice(),
             )?;
+            Ok(())
+        })
+    }
+
+    /// The head of the pending audit chain (none: nothing pending).
+    pub fn audit_pending(&self) -> Result<Option<PendingAnchor>, StoreError> {
+        self.read_meta(AUDIT_PENDING_KEY)?
+            .map(|b| self.decode(&b, "audit pending anchor"))
+            .transpose()
+    }
+
+    /// Replaces the head of the pending audit chain (count 0: removes it).
+    pub fn set_audit_pending(&self, a: &PendingAnchor) -> Result<(), StoreError> {
+        self.write_meta(|meta| {
+            if a.count == 0 {
+                meta.remove(AUDIT_PENDING_KEY)?;
+            } else {
+                meta.insert(
+                    AUDIT_PENDING_KEY,
+                    prost::Message::encode_to_vec(a).as_slice(),
+                )?;
+            }
             Ok(())
         })
     }

@@ -138,15 +138,25 @@ fn failed_unlocks_and_refused_connections_are_recorded_and_sealed() {
     if foreign {
         assert_code(&env.status_as_nobody(), 6, "foreign uid");
     }
-    // While locked the records wait unsealed...
-    let pending: Vec<Value> = records(&env, &[])
-        .into_iter()
-        .filter(|r| r["sealed"] == false)
+    // While locked nothing can be verified, so nothing is listed; the
+    // records wait unsealed, each linked to the one before with the
+    // pending key the daemon kept from its last unlock...
+    assert_code(&env.cli(&["audit", "list"]), 3, "list while locked");
+    let text = std::fs::read_to_string(env.home.join("audit/pending.jsonl")).unwrap();
+    let pending: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(
         pending
             .iter()
             .any(|r| r["action"] == "unlock" && r["success"] == false),
+        "{pending:?}"
+    );
+    assert!(
+        pending
+            .iter()
+            .all(|r| r["sealed"] == false && r["pauth"] == "key" && r["pmac"].is_string()),
         "{pending:?}"
     );
     // ...and are sealed into the chain at the next unlock.

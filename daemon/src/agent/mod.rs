@@ -287,7 +287,8 @@ impl Agent for AgentService {
         let mut rec = crate::service::event("run", "mcp", &who);
         match run::run(&self.session, req.into_inner(), &mut rec).await {
             Ok(resp) => {
-                self.session.audit.record(rec).await;
+                // Unrecorded, the run's output is not handed out.
+                self.session.audit.record(rec).await?;
                 Ok(Response::new(resp))
             }
             Err(e) => Err(crate::runner::refused(&self.session, rec, e).await),

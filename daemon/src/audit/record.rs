@@ -78,15 +78,78 @@ pub struct Record {
     /// Present (false) only on records written while locked, not yet sealed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<bool>,
+    /// While locked: the record's link in the pending chain (hex), keyed
+    /// with the pending key when the daemon has it (`pauth: "key"`), else a
+    /// plain SHA-256 link (`pauth: "hash"`). Removed when sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pmac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pauth: Option<String>,
+}
+
+/// Longest command kept in a record; the rest is cut (and said so).
+pub const MAX_COMMAND: usize = 4096;
+/// Longest error message kept.
+pub const MAX_ERROR: usize = 2048;
+/// Most keys listed in one record.
+pub const MAX_KEYS: usize = 256;
+/// Longest key name kept.
+pub const MAX_KEY: usize = 256;
+/// Largest serialised `detail`.
+pub const MAX_DETAIL: usize = 8192;
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying how
+/// much was cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes)", &text[..end], text.len() - end)
 }
 
 impl Record {
-    /// The bytes the MAC covers: everything but `mac` (and `sealed`).
+    /// The bytes a MAC covers: everything but `mac`, `sealed` and the
+    /// pending chain's fields.
     pub fn canonical(&self) -> Vec<u8> {
         let mut r = self.clone();
         r.mac = None;
         r.sealed = None;
+        r.pmac = None;
+        r.pauth = None;
         serde_json::to_vec(&r).expect("a record always serialises")
+    }
+
+    /// Caps what a client could make arbitrarily large (a command line, a
+    /// key list, an error, the detail), so one request cannot write a huge
+    /// line.
+    pub fn bound(&mut self) {
+        if let Some(c) = &mut self.command {
+            *c = cut(c, MAX_COMMAND);
+        }
+        if let Some(e) = &mut self.error {
+            *e = cut(e, MAX_ERROR);
+        }
+        if self.keys.len() > MAX_KEYS {
+            let more = self.keys.len() - MAX_KEYS;
+            self.keys.truncate(MAX_KEYS);
+            self.keys.push(format!("… ({more} more)"));
+        }
+        for k in &mut self.keys {
+            *k = cut(k, MAX_KEY);
+        }
+        if let Some(d) = &self.detail {
+            let size = serde_json::to_vec(d).map(|v| v.len()).unwrap_or(usize::MAX);
+            if size > MAX_DETAIL {
+                self.detail = Some(serde_json::json!({"truncated_detail_bytes": size}));
+            }
+        }
+        if let Some(exe) = &mut self.peer.exe {
+            *exe = cut(exe, MAX_KEY * 4);
+        }
     }
 
     /// Seals the record as `seq` after `prev_mac`.
@@ -173,6 +236,34 @@ mod tests {
         assert_eq!(unhex(&hex(&mac_a)).unwrap(), mac_a);
         assert!(serde_json::from_str::<Record>(r#"{"ts":"x","action":"a","source":"cli","peer":{"pid":1,"uid":0,"exe":null},"keys":[],"success":true,"extra":1}"#).is_err());
         assert!(ts_ms(&a.ts).is_some());
+    }
+
+    #[test]
+    fn bound_caps_what_clients_control() {
+        let mut r = rec();
+        r.command = Some("é".repeat(10_000));
+        r.error = Some("x".repeat(10_000));
+        r.keys = (0..1000).map(|i| format!("k{i}")).collect();
+        r.detail = Some(serde_json::json!({"big": "y".repeat(20_000)}));
+        r.bound();
+        let c = r.command.as_deref().unwrap();
+        assert!(
+            c.len() < MAX_COMMAND + 40 && c.contains("more bytes"),
+            "{}",
+            c.len()
+        );
+        assert!(r.error.as_deref().unwrap().len() < MAX_ERROR + 40);
+        assert_eq!(r.keys.len(), MAX_KEYS + 1);
+        assert_eq!(
+            r.detail,
+            Some(serde_json::json!({"truncated_detail_bytes": 20_010}))
+        );
+        assert!(r.line().len() < 20_000, "{}", r.line().len());
+        let mut small = rec();
+        small.command = Some("ls -l".into());
+        let before = small.clone();
+        small.bound();
+        assert_eq!(small, before, "small records are untouched");
     }
 
     #[test]

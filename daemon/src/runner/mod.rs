@@ -101,7 +101,9 @@ pub async fn refused(session: &Session, mut rec: Record, e: RunError) -> Status 
     let status = Status::from(e);
     rec.success = false;
     rec.error = Some(status.message().to_string());
-    session.audit.record(rec).await;
+    if let Err(e) = session.audit.record(rec).await {
+        tracing::error!(error = %e, "a refused run could not be recorded");
+    }
     status
 }
 

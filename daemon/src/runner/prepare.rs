@@ -305,7 +305,11 @@ pub async fn prepare(
     };
     let mut started = rec.clone();
     started.action = "run_start".into();
-    session.audit.record(started).await;
+    session
+        .audit
+        .record(started)
+        .await
+        .map_err(|e| RunError::Internal(e.to_string()))?;
     Ok(Prepared {
         argv: spec.argv,
         program,

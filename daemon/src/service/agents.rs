@@ -21,7 +21,7 @@ pub async fn register(s: &Session, who: &Conn, kind: Kind) -> Result<RegisterRes
         rec.detail.get_or_insert_with(|| serde_json::json!({}))["hosts"] =
             serde_json::json!(resp.hosts);
     }
-    s.audit.record(rec).await;
+    s.audit.record(rec).await?;
     r
 }
 

@@ -1,13 +1,13 @@
 //! `secretctl.v1.Audit`: listing, verifying and pruning the audit log.
-//! Verify and prune need the audit key, so the vault must be unlocked;
-//! listing works while locked (the log holds key names, never values).
+//! Everything needs the audit key, so the vault must be unlocked: only
+//! records that verify are listed.
 
 use std::sync::Arc;
 
 use secretctl_proto::v1::audit_server::Audit as AuditRpc;
 use secretctl_proto::v1::{
-    AuditListRequest, AuditListResponse, AuditPruneRequest, AuditPruneResponse, AuditVerifyRequest,
-    AuditVerifyResponse,
+    AuditAcknowledgeRequest, AuditAcknowledgeResponse, AuditListRequest, AuditListResponse,
+    AuditPruneRequest, AuditPruneResponse, AuditVerifyRequest, AuditVerifyResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -36,8 +36,22 @@ impl AuditRpc for AuditService {
         &self,
         req: Request<AuditListRequest>,
     ) -> Result<Response<AuditListResponse>, Status> {
-        let records = self.session.audit.list(req.into_inner()).await;
-        Ok(Response::new(AuditListResponse { records }))
+        let who = super::conn_of(&req);
+        let r = match self.session.audit.list(req.into_inner()).await {
+            Ok((records, problem)) => Ok(AuditListResponse { records, problem }),
+            Err(e) if e == secretctl_proto::LOCKED_MESSAGE => Err(locked()),
+            Err(e) => Err(Status::internal(e)),
+        };
+        super::audited(
+            &self.session.audit,
+            "audit_list",
+            "cli",
+            &who,
+            Vec::new(),
+            r,
+        )
+        .await
+        .map(Response::new)
     }
 
     async fn verify(
@@ -51,7 +65,7 @@ impl AuditRpc for AuditService {
         if !resp.ok {
             rec.error = Some(resp.error.clone());
         }
-        self.session.audit.record(rec).await;
+        self.session.audit.record(rec).await?;
         Ok(Response::new(resp))
     }
 
@@ -61,7 +75,7 @@ impl AuditRpc for AuditService {
     ) -> Result<Response<AuditPruneResponse>, Status> {
         let who = super::conn_of(&req);
         let rec = super::event("audit_prune", "cli", &who);
-        if let Err(refused) = super::allow(&who, Action::Change) {
+        if let Err(refused) = super::gate(&self.session.audit, &who, Action::Change).await {
             return super::audited(
                 &self.session.audit,
                 "audit_prune",
@@ -80,6 +94,30 @@ impl AuditRpc for AuditService {
             None => Err(locked()),
             Some(Ok(r)) => Ok(Response::new(r)),
             Some(Err(e)) => Err(Status::failed_precondition(e)),
+        }
+    }
+
+    async fn acknowledge(
+        &self,
+        req: Request<AuditAcknowledgeRequest>,
+    ) -> Result<Response<AuditAcknowledgeResponse>, Status> {
+        let who = super::conn_of(&req);
+        if let Err(refused) = super::gate(&self.session.audit, &who, Action::Change).await {
+            return super::audited(
+                &self.session.audit,
+                "audit_acknowledge",
+                "cli",
+                &who,
+                Vec::new(),
+                Err(refused),
+            )
+            .await;
+        }
+        let rec = super::event("audit_gap_acknowledged", "cli", &who);
+        match self.session.audit.acknowledge(rec).await {
+            Ok(gaps) => Ok(Response::new(AuditAcknowledgeResponse { gaps })),
+            Err(e) if e == secretctl_proto::LOCKED_MESSAGE => Err(locked()),
+            Err(e) => Err(Status::internal(e)),
         }
     }
 }

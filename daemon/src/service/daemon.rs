@@ -111,13 +111,13 @@ impl Daemon for DaemonService {
 
     async fn init(&self, req: Request<InitRequest>) -> Result<Response<InitResponse>, Status> {
         let who = super::conn_of(&req);
-        let r = match super::allow(&who, Action::Change) {
+        let r = match super::gate(&self.session.audit, &who, Action::Change).await {
             Ok(()) => self.do_init(req.into_inner()).await,
             Err(refused) => Err(refused),
         };
         let mut rec = super::event("init", "cli", &who);
         super::outcome(&mut rec, &r);
-        self.session.audit.record(rec).await;
+        self.session.audit.record(rec).await?;
         r.map(Response::new)
     }
 
@@ -126,12 +126,20 @@ impl Daemon for DaemonService {
         req: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
         let who = super::conn_of(&req);
+        // Every attempt is recorded (failed ones are the evidence of
+        // guessing): none is tried while the log cannot be written.
+        self.session.audit.ensure_writable().await?;
         let r = self.do_unlock(req.into_inner()).await;
-        // A failed unlock is written at once (unsealed while locked) and
-        // sealed into the chain at the next unlock.
+        // A failed unlock is written at once (to the pending chain while
+        // locked) and sealed into the chain at the next unlock.
         let mut rec = super::event("unlock", "cli", &who);
         super::outcome(&mut rec, &r);
-        self.session.audit.record(rec).await;
+        if let Err(e) = self.session.audit.record(rec).await {
+            if r.is_ok() {
+                self.session.lock(LockReason::Manual, Some(&who));
+            }
+            return Err(e.into());
+        }
         r.map(Response::new)
     }
 

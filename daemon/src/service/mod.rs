@@ -138,6 +138,20 @@ pub fn allow(conn: &Conn, action: Action) -> Result<(), Status> {
     crate::caller::may(conn, action).map_err(Status::from)
 }
 
+impl From<crate::audit::AuditError> for Status {
+    fn from(e: crate::audit::AuditError) -> Status {
+        Status::internal(e.to_string())
+    }
+}
+
+/// Before an action with effects: the caller rule, and an audit log that
+/// can record it (fail closed).
+pub async fn gate(audit: &crate::audit::Audit, conn: &Conn, action: Action) -> Result<(), Status> {
+    allow(conn, action)?;
+    audit.ensure_writable().await?;
+    Ok(())
+}
+
 /// Marks an audit record with a call's outcome (the status message names
 /// keys and rules, never values).
 pub fn outcome<T>(rec: &mut crate::audit::record::Record, result: &Result<T, Status>) {
@@ -148,7 +162,9 @@ pub fn outcome<T>(rec: &mut crate::audit::record::Record, result: &Result<T, Sta
 }
 
 /// Records a call's outcome in the audit log (waiting until it is on disk)
-/// and passes the result through.
+/// and passes the result through — unless the record could not be made
+/// durable: then the answer is that error, and whatever the call produced
+/// (a value, say) is dropped unsent (fail closed).
 pub async fn audited<T>(
     audit: &crate::audit::Audit,
     action: &str,
@@ -160,6 +176,6 @@ pub async fn audited<T>(
     let mut rec = event(action, source, who);
     rec.keys = keys;
     outcome(&mut rec, &result);
-    audit.record(rec).await;
+    audit.record(rec).await?;
     result
 }

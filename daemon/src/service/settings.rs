@@ -39,7 +39,7 @@ pub async fn policy_check(s: &Session, who: &Conn) -> Result<PolicyCheckResponse
         rec.success = false;
         rec.error = Some(report.error.clone());
     }
-    s.audit.record(rec).await;
+    s.audit.record(rec).await?;
     Ok(report)
 }
 

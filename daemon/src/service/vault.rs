@@ -36,7 +36,7 @@ impl VaultService {
         key: Option<String>,
         f: impl std::future::Future<Output = Result<T, Status>>,
     ) -> Result<Response<T>, Status> {
-        let result = match super::allow(who, kind) {
+        let result = match super::gate(&self.session.audit, who, kind).await {
             Ok(()) => f.await,
             Err(refused) => Err(refused),
         };

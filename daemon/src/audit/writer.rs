@@ -1,0 +1,488 @@
+//! The writer thread: the only code that writes the audit directory.
+//!
+//! It seals records into the chain (or, while locked, links them into the
+//! pending chain), stores the anchors in the vault, finds gaps between the
+//! log on disk and the vault's anchor, and keeps the log's health: a failed
+//! write is undone, reported to every caller of its batch, and leaves the
+//! log unhealthy until a later write succeeds. Its own findings (a torn
+//! tail cut at start, a gap, altered pending records, the end of an outage)
+//! are records too, written before the next batch.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+
+use secretctl_proto::v1::{AuditListRequest, AuditPruneResponse, AuditVerifyResponse};
+
+use super::files::{Checkpoint, Files};
+use super::pending::{self, Chain, PendingKey};
+use super::record::{AuditKey, Record, hex, ts_ms, unhex};
+use super::verify::{self, GAP, GAP_ACKNOWLEDGED};
+use super::{Job, daemon_peer, event};
+use crate::store::{AuditAnchor, PendingAnchor};
+use crate::vault::Vault;
+
+const MAX_BATCH: usize = 256;
+
+pub(super) struct Writer {
+    files: Files,
+    key: Option<AuditKey>,
+    /// Kept after a lock: links records written while locked.
+    pending_key: Option<PendingKey>,
+    vault: Option<Arc<Vault>>,
+    /// Head of the sealed chain.
+    seq: u64,
+    prev: Vec<u8>,
+    /// Head of the pending chain, as on disk.
+    chain: Chain,
+    /// Pending records were written with no vault to anchor them in.
+    unanchored: bool,
+    healthy: Arc<AtomicBool>,
+    /// Why the last write failed.
+    failure: Option<String>,
+    /// The writer's own records, written ahead of the next batch.
+    notes: Vec<Record>,
+}
+
+fn note(action: &str, error: String, detail: serde_json::Value) -> Record {
+    let mut r = event(action, "cli", daemon_peer());
+    r.success = false;
+    r.error = Some(error);
+    r.detail = Some(detail);
+    r
+}
+
+impl Writer {
+    pub(super) fn new(files: Files, healthy: Arc<AtomicBool>) -> Writer {
+        let notes = files
+            .repair_torn_tails()
+            .into_iter()
+            .map(|t| {
+                note(
+                    "audit_write_failed",
+                    format!(
+                        "{} ended in an incomplete line ({} bytes), left by a crash or a full disk; it was removed",
+                        t.file, t.bytes
+                    ),
+                    serde_json::json!({"file": t.file, "bytes_cut": t.bytes}),
+                )
+            })
+            .collect();
+        let (seq, prev) = head_on_disk(&files);
+        let chain = pending::check(files.pending_lines(), None, None).chain;
+        Writer {
+            files,
+            key: None,
+            pending_key: None,
+            vault: None,
+            seq,
+            prev,
+            chain,
+            unanchored: false,
+            healthy,
+            failure: None,
+            notes,
+        }
+    }
+
+    pub(super) fn run(mut self, rx: Receiver<Job>) {
+        let mut next: Option<Job> = None;
+        loop {
+            let job = match next.take() {
+                Some(j) => j,
+                None => match rx.recv() {
+                    Ok(j) => j,
+                    Err(_) => return,
+                },
+            };
+            match job {
+                Job::Event(rec, ack) => {
+                    let mut batch = vec![*rec];
+                    let mut acks: Vec<_> = ack.into_iter().collect();
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(Job::Event(r, a)) => {
+                                batch.push(*r);
+                                acks.extend(a);
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let result = self.write(batch);
+                    for a in acks {
+                        let _ = a.send(result.clone());
+                    }
+                }
+                Job::Unlocked(keys) => self.unlocked(*keys),
+                Job::Locked => self.key = None,
+                Job::Vault(v) => {
+                    self.vault = Some(v);
+                    if let Some(a) = self.anchor() {
+                        self.check_reaches(a.seq, &a.mac, "the vault's anchor");
+                    }
+                    self.flush_notes();
+                }
+                Job::List(q, tx) => {
+                    let _ = tx.send(self.list(&q));
+                }
+                Job::Verify(tx) => {
+                    let _ = tx.send(self.verify());
+                }
+                Job::Prune(before, rec, tx) => {
+                    let r = self.key.is_some().then(|| self.prune(before, *rec));
+                    let _ = tx.send(r);
+                }
+                Job::Acknowledge(rec, tx) => {
+                    let _ = tx.send(self.acknowledge(*rec));
+                }
+                Job::Resume(tx) => {
+                    let after = self.failure.clone().unwrap_or_default();
+                    let mut r = note(
+                        "audit_write_resumed",
+                        format!(
+                            "the audit log could not be written ({after}); records of refused actions may be missing from that time"
+                        ),
+                        serde_json::json!({"after": after}),
+                    );
+                    r.success = true;
+                    let _ = tx.send(self.write(vec![r]));
+                }
+                Job::Close(tx) => {
+                    self.flush_notes();
+                    let _ = tx.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn anchor(&self) -> Option<AuditAnchor> {
+        self.vault
+            .as_ref()
+            .and_then(|v| v.store().audit_anchor().ok().flatten())
+    }
+
+    fn pending_anchor(&self) -> Option<PendingAnchor> {
+        self.vault
+            .as_ref()
+            .and_then(|v| v.store().audit_pending().ok().flatten())
+    }
+
+    fn fail(&mut self, what: &str, e: impl std::fmt::Display) -> String {
+        let msg = format!("{what}: {e}");
+        tracing::error!(error = %msg, "audit write failed");
+        self.healthy.store(false, Ordering::SeqCst);
+        self.failure = Some(msg.clone());
+        msg
+    }
+
+    /// Writes the writer's own notes, if any (at start, after a check).
+    fn flush_notes(&mut self) {
+        if !self.notes.is_empty() {
+            let _ = self.write(Vec::new());
+        }
+    }
+
+    /// Seals and appends (or, while locked, links and parks) the notes and
+    /// `batch`; one fsync. On failure nothing is written and the notes are
+    /// kept for the next try.
+    fn write(&mut self, batch: Vec<Record>) -> Result<(), String> {
+        let notes = std::mem::take(&mut self.notes);
+        let mut all: Vec<Record> = notes.iter().cloned().chain(batch).collect();
+        for r in &mut all {
+            r.bound();
+        }
+        let result = match &self.key {
+            Some(_) => self.append_sealed(&mut all),
+            None => self.append_pending(&mut all),
+        };
+        match result {
+            Ok(()) => {
+                self.healthy.store(true, Ordering::SeqCst);
+                self.failure = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.notes = notes;
+                Err(e)
+            }
+        }
+    }
+
+    fn append_sealed(&mut self, all: &mut [Record]) -> Result<(), String> {
+        let key = self.key.as_ref().expect("sealing needs the key");
+        let (seq0, prev0) = (self.seq, self.prev.clone());
+        for r in all.iter_mut() {
+            r.sealed = None;
+            r.pmac = None;
+            r.pauth = None;
+            self.seq += 1;
+            let mac = r.seal(key, self.seq, &self.prev);
+            self.prev = mac.to_vec();
+        }
+        if let Err(e) = self.files.append_sealed(all) {
+            (self.seq, self.prev) = (seq0, prev0);
+            return Err(self.fail("cannot write the audit log", e));
+        }
+        if let Some(v) = self.vault.clone() {
+            let a = AuditAnchor {
+                seq: self.seq,
+                mac: self.prev.clone(),
+            };
+            if let Err(e) = v.store().set_audit_anchor(&a) {
+                // The records are on disk; the anchor lags, which the next
+                // check accepts (the anchored record is still there).
+                return Err(self.fail("cannot store the audit anchor in the vault", e));
+            }
+        }
+        Ok(())
+    }
+
+    fn append_pending(&mut self, all: &mut [Record]) -> Result<(), String> {
+        let before = self.chain.clone();
+        for r in all.iter_mut() {
+            self.chain.append(self.pending_key.as_ref(), r);
+        }
+        if let Err(e) = self.files.append_pending(all) {
+            self.chain = before;
+            return Err(self.fail("cannot write the audit pending file", e));
+        }
+        match self.vault.clone() {
+            Some(v) => {
+                if let Err(e) = v.store().set_audit_pending(&self.chain.anchor()) {
+                    return Err(self.fail("cannot store the pending head in the vault", e));
+                }
+            }
+            None => self.unanchored = true,
+        }
+        Ok(())
+    }
+
+    /// The log on disk must reach `(seq, mac)` (the vault's anchor at start,
+    /// the writer's own head at unlock). If not, the chain continues after
+    /// the expected head and a gap record says what was found.
+    fn check_reaches(&mut self, seq: u64, mac: &[u8], what: &str) {
+        let (disk_seq, disk_mac) = head_on_disk(&self.files);
+        let found = mac_at(&self.files, seq);
+        if seq == 0 || found.as_deref() == Some(mac) {
+            if disk_seq >= self.seq {
+                (self.seq, self.prev) = (disk_seq, disk_mac);
+            }
+            return;
+        }
+        tracing::error!(
+            expected_seq = seq,
+            found_seq = disk_seq,
+            "the audit log does not reach {what}: recording the gap"
+        );
+        self.notes.push(note(
+            GAP,
+            format!(
+                "the audit log on disk ends at seq {disk_seq}{} but {what} is seq {seq}: records were removed or replaced while the daemon was not looking",
+                if found.is_some() { " and holds another record at that seq" } else { "" }
+            ),
+            serde_json::json!({
+                "expected_seq": seq,
+                "expected_mac": hex(mac),
+                "found_seq": disk_seq,
+                "found_mac": hex(&disk_mac),
+            }),
+        ));
+        // Never reuse a seq, and chain from what the vault vouches for.
+        self.seq = seq.max(disk_seq);
+        self.prev = mac.to_vec();
+    }
+
+    fn unlocked(&mut self, (key, pending_key): (AuditKey, PendingKey)) {
+        self.key = Some(key);
+        self.pending_key = Some(pending_key);
+        // Cut while we were running?
+        let (seq, prev) = (self.seq, self.prev.clone());
+        self.check_reaches(seq, &prev, "the daemon's last record");
+        let anchor = if self.unanchored {
+            None
+        } else {
+            Some(self.pending_anchor().unwrap_or_default())
+        };
+        let checked = pending::check(
+            self.files.pending_lines(),
+            self.pending_key.as_ref(),
+            anchor.as_ref(),
+        );
+        let mut batch = checked.good;
+        if let Some(problem) = checked.problem {
+            tracing::error!(%problem, "records written while locked were tampered with");
+            batch.push(note(
+                "audit_pending_tampered",
+                problem,
+                serde_json::json!({"sealed": batch.len()}),
+            ));
+        }
+        if batch.is_empty() && self.notes.is_empty() && checked.chain.count == 0 {
+            return;
+        }
+        if self.write(batch).is_err() {
+            return; // kept pending; the log is unhealthy and says why
+        }
+        if let Err(e) = self.files.clear_pending() {
+            self.fail("cannot clear the audit pending file", e);
+            return;
+        }
+        self.chain = Chain::default();
+        self.unanchored = false;
+        if let Some(v) = self.vault.clone()
+            && let Err(e) = v.store().set_audit_pending(&PendingAnchor::default())
+        {
+            self.fail("cannot reset the pending head in the vault", e);
+        }
+    }
+
+    fn walk(&self) -> Option<verify::Walk> {
+        let key = self.key.as_ref()?;
+        Some(verify::walk(&self.files, key, self.anchor().as_ref()))
+    }
+
+    fn verify(&self) -> Option<AuditVerifyResponse> {
+        let w = self.walk()?;
+        Some(match w.error {
+            None => AuditVerifyResponse {
+                ok: true,
+                records: w.records.len() as u64,
+                error: String::new(),
+                last_seq: w.last_seq,
+            },
+            Some(e) => AuditVerifyResponse {
+                ok: false,
+                records: w.records.len() as u64,
+                error: e,
+                last_seq: w.last_seq,
+            },
+        })
+    }
+
+    fn list(&self, q: &AuditListRequest) -> Result<(Vec<String>, String), String> {
+        let w = self
+            .walk()
+            .ok_or_else(|| secretctl_proto::LOCKED_MESSAGE.to_string())?;
+        let mut out: Vec<String> = w
+            .records
+            .iter()
+            .filter(|r| {
+                let ms = ts_ms(&r.ts).unwrap_or(0);
+                (q.since_ms == 0 || ms >= q.since_ms)
+                    && (q.until_ms == 0 || ms < q.until_ms)
+                    && (q.action.is_empty() || r.action == q.action)
+                    && (q.source.is_empty() || r.source == q.source)
+                    && (q.key.is_empty() || r.keys.contains(&q.key))
+            })
+            .map(|r| String::from_utf8_lossy(&r.line()).trim_end().to_string())
+            .collect();
+        if q.limit > 0 && out.len() > q.limit as usize {
+            out.drain(..out.len() - q.limit as usize);
+        }
+        Ok((out, w.error.unwrap_or_default()))
+    }
+
+    /// Seals one acknowledgement per open gap, until none is left.
+    fn acknowledge(&mut self, template: Record) -> Result<Vec<u64>, String> {
+        let mut done = Vec::new();
+        loop {
+            let w = self
+                .walk()
+                .ok_or_else(|| secretctl_proto::LOCKED_MESSAGE.to_string())?;
+            let fresh: Vec<u64> = w
+                .open_gaps
+                .into_iter()
+                .filter(|g| !done.contains(g))
+                .collect();
+            if fresh.is_empty() {
+                return Ok(done);
+            }
+            let batch: Vec<Record> = fresh
+                .iter()
+                .map(|g| {
+                    let mut r = template.clone();
+                    r.action = GAP_ACKNOWLEDGED.into();
+                    r.detail.get_or_insert_with(|| serde_json::json!({}))["gap_seq"] =
+                        serde_json::json!(g);
+                    r
+                })
+                .collect();
+            self.write(batch)?;
+            done.extend(fresh);
+        }
+    }
+
+    /// Prunes records older than `before_ms`; `rec` is the prune's own
+    /// record (its action, caller and peer), completed here.
+    fn prune(&mut self, before_ms: i64, mut rec: Record) -> Result<AuditPruneResponse, String> {
+        let key = self.key.as_ref().ok_or("vault is locked")?;
+        let w = verify::walk(&self.files, key, self.anchor().as_ref());
+        if let Some(e) = w.error {
+            return Err(format!(
+                "the log does not verify, so nothing was pruned: {e}"
+            ));
+        }
+        let records = w.records;
+        let cut = records
+            .iter()
+            .position(|r| ts_ms(&r.ts).unwrap_or(0) >= before_ms)
+            .unwrap_or(records.len());
+        let detail = rec.detail.get_or_insert_with(|| serde_json::json!({}));
+        detail["before_ms"] = serde_json::json!(before_ms);
+        detail["pruned"] = serde_json::json!(cut);
+        if cut > 0 {
+            let last = &records[cut - 1];
+            let mac = last.mac.clone().unwrap_or_default();
+            let seq = last.seq.unwrap_or(0);
+            let cp = Checkpoint {
+                seq,
+                check: verify::checkpoint_check(key, seq, &mac),
+                mac,
+            };
+            self.files
+                .rewrite(&records[cut..], &cp)
+                .map_err(|e| format!("cannot rewrite the log: {e}"))?;
+        }
+        let remaining = (records.len() - cut) as u64;
+        self.write(vec![rec])?;
+        Ok(AuditPruneResponse {
+            pruned: cut as u64,
+            remaining,
+        })
+    }
+}
+
+/// The newest sealed record's seq and MAC on disk (or the checkpoint's).
+fn head_on_disk(files: &Files) -> (u64, Vec<u8>) {
+    match files.last_sealed() {
+        Some(r) => (
+            r.seq.unwrap_or(0),
+            r.mac.as_deref().and_then(unhex).unwrap_or_default(),
+        ),
+        None => match files.checkpoint() {
+            Some(cp) => (cp.seq, unhex(&cp.mac).unwrap_or_default()),
+            None => (0, Vec::new()),
+        },
+    }
+}
+
+/// The MAC of the record with `seq` on disk (or of the checkpoint).
+fn mac_at(files: &Files, seq: u64) -> Option<Vec<u8>> {
+    if let Some(cp) = files.checkpoint()
+        && cp.seq == seq
+    {
+        return unhex(&cp.mac);
+    }
+    files
+        .sealed_lines()
+        .into_iter()
+        .rev()
+        .filter_map(|l| l.parsed.ok())
+        .find(|r| r.seq == Some(seq))
+        .and_then(|r| r.mac.as_deref().and_then(unhex))
+}
