@@ -206,14 +206,14 @@ Examples:
   printf '%s' \"$PW\" | secretctl init --password-stdin
   secretctl init --kdf-memory 256 --kdf-iterations 4")]
 pub struct InitArgs {
-    /// Argon2id memory in MiB (default 64).
-    #[arg(long, value_name = "MiB", value_parser = clap::value_parser!(u32).range(1..=4_194_303))]
+    /// Argon2id memory in MiB (default 64, at most 1024).
+    #[arg(long, value_name = "MiB", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub kdf_memory: Option<u32>,
-    /// Argon2id iterations (default 3).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Argon2id iterations (default 3, at most 10).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10))]
     pub kdf_iterations: Option<u32>,
-    /// Argon2id lanes (default 4).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Argon2id lanes (default 4, at most 16).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
     pub kdf_parallelism: Option<u32>,
     /// Read the master password from stdin (to EOF, one trailing newline
     /// stripped) instead of a prompt.

@@ -35,6 +35,9 @@ pub fn human_secs(secs: u64) -> String {
 
 /// A secret's metadata as JSON (contract field names).
 pub fn meta_json(m: &SecretMeta) -> Value {
+    if !m.damaged.is_empty() {
+        return json!({"key": m.key, "damaged": m.damaged});
+    }
     json!({
         "key": m.key,
         "field_count": m.fields.len(),
@@ -79,6 +82,7 @@ mod tests {
                 env: "DB_PASS".into(),
                 field: "password".into(),
             }],
+            damaged: String::new(),
         };
         let j = meta_json(&m);
         assert_eq!(j["field_count"], 1);
@@ -91,5 +95,14 @@ mod tests {
         assert_eq!(time_ms(60_999).as_deref(), Some("1970-01-01T00:01:00Z"));
         assert_eq!(human_secs(3600), "1h");
         assert_eq!(human_secs(5400), "1h 30m");
+        let bad = SecretMeta {
+            key: "x".into(),
+            damaged: "secret 'x' is damaged".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            meta_json(&bad),
+            json!({"key": "x", "damaged": "secret 'x' is damaged"})
+        );
     }
 }

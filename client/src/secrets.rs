@@ -225,10 +225,26 @@ pub async fn list(a: ListArgs, json_out: bool) -> Result<()> {
     }
     // The daemon sorts by key; one buffered write for long lists.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut damaged = 0;
     for s in &resp.secrets {
-        writeln!(out, "{}", s.key)?;
+        if s.damaged.is_empty() {
+            writeln!(out, "{}", s.key)?;
+        } else {
+            damaged += 1;
+            writeln!(out, "{}  (DAMAGED)", s.key)?;
+        }
     }
     out.flush()?;
+    for s in resp.secrets.iter().filter(|s| !s.damaged.is_empty()) {
+        eprintln!("warning: {}", s.damaged);
+    }
+    if damaged > 0 {
+        return Err(
+            CliError::error(format!("{damaged} damaged secret(s) listed"))
+                .hint("delete and store them again, or restore vault.redb from a backup")
+                .into(),
+        );
+    }
     Ok(())
 }
 

@@ -45,17 +45,27 @@ impl KdfParams {
         parallelism: 1,
     };
 
-    /// Refuses parameters Argon2 cannot run or that would exhaust the machine.
+    /// Largest memory accepted, in KiB (1 GiB).
+    pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+    /// Most passes accepted.
+    pub const MAX_ITERATIONS: u32 = 10;
+    /// Most lanes accepted.
+    pub const MAX_PARALLELISM: u32 = 16;
+
+    /// Refuses parameters Argon2 cannot run or that would exhaust the
+    /// machine. Checked before every derivation, also of a stored header: a
+    /// tampered header cannot make an unlock take minutes and gigabytes
+    /// before the wrapped key's check fails.
     pub fn validate(&self) -> Result<(), CryptoError> {
-        let bad = |what: &str| Err(CryptoError::BadParams(what.to_string()));
-        if !(1..=64).contains(&self.parallelism) {
-            return bad("parallelism must be 1..=64");
+        let bad = |what: String| Err(CryptoError::BadParams(what));
+        if !(1..=Self::MAX_PARALLELISM).contains(&self.parallelism) {
+            return bad(format!("parallelism must be 1..={}", Self::MAX_PARALLELISM));
         }
-        if !(1..=100).contains(&self.iterations) {
-            return bad("iterations must be 1..=100");
+        if !(1..=Self::MAX_ITERATIONS).contains(&self.iterations) {
+            return bad(format!("iterations must be 1..={}", Self::MAX_ITERATIONS));
         }
-        if self.memory_kib < 8 * self.parallelism || self.memory_kib > 4 * 1024 * 1024 {
-            return bad("memory must be at least 8 KiB per lane and at most 4 GiB");
+        if self.memory_kib < 8 * self.parallelism || self.memory_kib > Self::MAX_MEMORY_KIB {
+            return bad("memory must be at least 8 KiB per lane and at most 1 GiB".into());
         }
         Ok(())
     }
@@ -128,6 +138,30 @@ pub fn associated_data(parts: &[&[u8]]) -> Vec<u8> {
         out.extend_from_slice(p);
     }
     out
+}
+
+/// The key that authenticates each secret's metadata (names, sensitivity,
+/// tags, expiry, bindings): derived from the data key, so metadata edited
+/// in the file is found at the next read.
+pub struct RecordKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl RecordKey {
+    pub fn derive(dk: &DataKey) -> RecordKey {
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"secretctl-record"), dk.expose_secret());
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        hk.expand(b"secretctl record mac v1", out.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        RecordKey(out)
+    }
+
+    /// HMAC-SHA256 of `parts` (length-prefixed, so they cannot run together).
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut m = <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(self.0.as_ref())
+            .expect("HMAC takes any key length");
+        m.update(&associated_data(parts));
+        m.finalize().into_bytes().into()
+    }
 }
 
 fn wrap_aad(vault_id: &[u8], params: KdfParams) -> Vec<u8> {

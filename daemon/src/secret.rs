@@ -338,6 +338,7 @@ pub fn meta(key: &str, rec: &SecretRecord) -> v1::SecretMeta {
                 field: b.field.clone(),
             })
             .collect(),
+        damaged: String::new(),
     }
 }
 
@@ -369,6 +370,7 @@ pub fn summary_meta(key: &str, rec: SecretSummary) -> v1::SecretMeta {
                 field: b.field,
             })
             .collect(),
+        damaged: String::new(),
     }
 }
 

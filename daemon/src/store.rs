@@ -138,6 +138,71 @@ pub struct SecretSummary {
     pub updated_at: i64,
     #[prost(message, repeated, tag = "8")]
     pub bindings: Vec<BindingRecord>,
+    #[prost(bytes = "vec", tag = "9")]
+    pub mac: Vec<u8>,
+}
+
+/// What a record's `mac` covers: all its metadata, in a fixed encoding
+/// (values, notes and URL are sealed on their own; their presence counts).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MacBody {
+    #[prost(message, repeated, tag = "1")]
+    pub fields: Vec<FieldSummary>,
+    #[prost(string, repeated, tag = "2")]
+    pub tags: Vec<String>,
+    #[prost(bool, tag = "3")]
+    pub has_notes: bool,
+    #[prost(bool, tag = "4")]
+    pub has_url: bool,
+    #[prost(int64, optional, tag = "5")]
+    pub expires_at: Option<i64>,
+    #[prost(int64, tag = "6")]
+    pub created_at: i64,
+    #[prost(int64, tag = "7")]
+    pub updated_at: i64,
+    #[prost(message, repeated, tag = "8")]
+    pub bindings: Vec<BindingRecord>,
+}
+
+impl SecretSummary {
+    /// The bytes its MAC covers.
+    pub fn mac_body(&self) -> Vec<u8> {
+        prost::Message::encode_to_vec(&MacBody {
+            fields: self.fields.clone(),
+            tags: self.tags.clone(),
+            has_notes: self.notes.is_some(),
+            has_url: self.url.is_some(),
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            bindings: self.bindings.clone(),
+        })
+    }
+}
+
+impl SecretRecord {
+    /// The bytes its MAC covers (the same as its summary's).
+    pub fn mac_body(&self) -> Vec<u8> {
+        prost::Message::encode_to_vec(&MacBody {
+            fields: self
+                .fields
+                .iter()
+                .map(|f| FieldSummary {
+                    name: f.name.clone(),
+                    sensitive: f.sensitive,
+                    kind: f.kind.clone(),
+                    hint: f.hint.clone(),
+                })
+                .collect(),
+            tags: self.tags.clone(),
+            has_notes: self.notes.is_some(),
+            has_url: self.url.is_some(),
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            bindings: self.bindings.clone(),
+        })
+    }
 }
 
 /// Failed unlock attempts since the last success.
@@ -201,6 +266,9 @@ pub struct SecretRecord {
     pub updated_at: i64,
     #[prost(message, repeated, tag = "8")]
     pub bindings: Vec<BindingRecord>,
+    /// HMAC of the metadata with the record key (see [`MacBody`]).
+    #[prost(bytes = "vec", tag = "9")]
+    pub mac: Vec<u8>,
 }
 
 /// Storage failures.
@@ -208,8 +276,13 @@ pub struct SecretRecord {
 pub enum StoreError {
     #[error("vault file {path}: {source}")]
     Db { path: PathBuf, source: redb::Error },
-    #[error("vault file {path} holds a damaged record ({what}): restore it from a backup")]
+    #[error(
+        "vault file {path} is damaged: its {what} does not decode; restore vault.redb from a backup"
+    )]
     Corrupt { path: PathBuf, what: String },
+    /// One secret's stored bytes do not decode; the others are unaffected.
+    #[error("the stored record of secret '{key}' does not decode")]
+    DamagedSecret { key: String },
     #[error("vault file {0} has no header: it was never initialized")]
     NoHeader(PathBuf),
 }
@@ -226,7 +299,8 @@ impl Txn<'_> {
     /// The current record of `key`, including this transaction's writes.
     pub fn get(&self, key: &str) -> Result<Option<SecretRecord>, StoreError> {
         let got = self.table.get(key).map_err(|e| self.store.err(e))?;
-        got.map(|v| self.store.decode(v.value(), key)).transpose()
+        got.map(|v| self.store.decode_secret(v.value(), key))
+            .transpose()
     }
 
     /// Inserts or replaces `key`.
@@ -242,13 +316,14 @@ impl Txn<'_> {
         Ok(())
     }
 
-    /// Removes `key` if present.
-    pub fn remove(&mut self, key: &str) -> Result<(), StoreError> {
+    /// Removes `key` if present (without decoding it: a damaged record can
+    /// be removed); returns whether it was.
+    pub fn remove(&mut self, key: &str) -> Result<bool, StoreError> {
         let old = self.table.remove(key).map_err(|e| self.store.err(e))?;
         if old.is_some() {
             self.delta -= 1;
         }
-        Ok(())
+        Ok(old.is_some())
     }
 }
 
@@ -417,7 +492,7 @@ impl Store {
             Err(e) => return Err(self.err(e)),
         };
         let got = table.get(key).map_err(|e| self.err(e))?;
-        got.map(|v| self.decode(v.value(), key)).transpose()
+        got.map(|v| self.decode_secret(v.value(), key)).transpose()
     }
 
     /// Read-modify-write of one secret in a single transaction. `f` gets the
@@ -435,7 +510,9 @@ impl Store {
             let (next, out) = f(txn.get(key)?)?;
             match next {
                 Some(rec) => txn.put(key, &rec)?,
-                None => txn.remove(key)?,
+                None => {
+                    txn.remove(key)?;
+                }
             }
             Ok(out)
         })
@@ -474,7 +551,7 @@ impl Store {
         mut visit: impl FnMut(&str, M),
     ) -> Result<(), StoreError> {
         self.scan_raw(prefix, |key, bytes| {
-            visit(key, self.decode(bytes, key)?);
+            visit(key, self.decode_secret(bytes, key)?);
             Ok(())
         })
     }
@@ -523,6 +600,16 @@ impl Store {
         self.update(key, |_| Ok::<_, StoreError>((Some(rec.clone()), ())))
     }
 
+    /// Raw access for tamper tests: replaces one secret's stored bytes.
+    pub fn put_raw_bytes(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
+            t.insert(key, bytes).map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
     fn read_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(META) {
@@ -547,7 +634,18 @@ impl Store {
         txn.commit().map_err(|e| self.err(e))
     }
 
-    /// Decodes stored bytes (`what`: the secret or meta entry they belong to).
+    /// Decodes the stored bytes of secret `key`.
+    pub fn decode_secret<M: prost::Message + Default>(
+        &self,
+        bytes: &[u8],
+        key: &str,
+    ) -> Result<M, StoreError> {
+        M::decode(bytes).map_err(|_| StoreError::DamagedSecret {
+            key: key.to_string(),
+        })
+    }
+
+    /// Decodes stored bytes (`what`: the meta entry they belong to).
     pub fn decode<M: prost::Message + Default>(
         &self,
         bytes: &[u8],

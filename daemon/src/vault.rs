@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use secretctl_proto::v1;
 use zeroize::Zeroizing;
 
-use crate::crypto::{self, CryptoError, KdfParams, Sealed};
+use crate::crypto::{self, CryptoError, KdfParams, RecordKey, Sealed};
 use crate::keyring::DataKey;
 use crate::secret::{self, Invalid, Slot};
 use crate::store::{
@@ -50,10 +50,27 @@ pub enum VaultError {
         "integrity check failed for secret '{key}' ({slot}): the vault file was altered or a value was moved; restore vault.redb from a backup"
     )]
     Integrity { key: String, slot: String },
+    #[error(
+        "secret '{key}' is damaged ({why}): delete it ('secretctl delete {key}') and store it again, or restore vault.redb from a backup"
+    )]
+    Damaged { key: String, why: String },
     #[error(transparent)]
     Crypto(CryptoError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for VaultError {
+    fn from(e: StoreError) -> VaultError {
+        match e {
+            // A record that no longer decodes is that record's damage.
+            StoreError::DamagedSecret { key } => VaultError::Damaged {
+                key,
+                why: "its stored bytes do not decode".into(),
+            },
+            e => VaultError::Store(e),
+        }
+    }
 }
 
 /// An open, initialized vault file. Holds no key: callers pass the
@@ -281,6 +298,47 @@ impl Vault {
         Ok(self.store.failures()?.count)
     }
 
+    /// The MAC of a record's metadata under `key`.
+    fn record_mac(&self, rk: &RecordKey, key: &str, body: &[u8]) -> [u8; 32] {
+        rk.mac(&[
+            b"secretctl/v1/record",
+            &self.header.vault_id,
+            key.as_bytes(),
+            body,
+        ])
+    }
+
+    /// Refuses a record whose metadata does not carry its MAC (edited in
+    /// the file, moved from another key, or written without one).
+    fn check_record(
+        &self,
+        rk: &RecordKey,
+        key: &str,
+        body: &[u8],
+        mac: &[u8],
+    ) -> Result<(), VaultError> {
+        if mac.is_empty() {
+            return Err(VaultError::Damaged {
+                key: key.into(),
+                why: "it carries no integrity seal".into(),
+            });
+        }
+        if self.record_mac(rk, key, body).as_slice() != mac {
+            return Err(VaultError::Damaged {
+                key: key.into(),
+                why: "its metadata (fields, sensitivity, tags, expiry or bindings) was altered in the file".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads `key`'s record and checks its seal.
+    fn checked(&self, dk: &DataKey, key: &str) -> Result<SecretRecord, VaultError> {
+        let rec = self.record(key)?;
+        self.check_record(&RecordKey::derive(dk), key, &rec.mac_body(), &rec.mac)?;
+        Ok(rec)
+    }
+
     fn aad(&self, key: &str, slot: Slot<'_>) -> Vec<u8> {
         let id = &self.header.vault_id;
         match slot {
@@ -336,37 +394,47 @@ impl Vault {
     ) -> Result<(bool, v1::SecretMeta), VaultError> {
         secret::check_key(&req.key)?;
         let now = now_secs();
+        let rk = RecordKey::derive(dk);
         self.store.update(&req.key, |current| {
-            let (rec, created) = self.apply(dk, current, req, now)?;
+            let (rec, created) = self.apply(dk, &rk, current, req, now)?;
             let meta = secret::meta(&req.key, &rec);
             Ok::<_, VaultError>((Some(rec), (created, meta)))
         })
     }
 
     /// The set rules with this vault's sealing.
+    /// Refuses to build on a damaged record (its metadata would be kept),
+    /// and seals the new one's metadata.
     fn apply(
         &self,
         dk: &DataKey,
+        rk: &RecordKey,
         current: Option<SecretRecord>,
         req: &v1::SetRequest,
         now: i64,
     ) -> Result<(SecretRecord, bool), VaultError> {
-        secret::apply_set(current, req, now, |slot, plain| {
+        if let Some(cur) = &current {
+            self.check_record(rk, &req.key, &cur.mac_body(), &cur.mac)?;
+        }
+        let (mut rec, created) = secret::apply_set(current, req, now, |slot, plain| {
             crypto::seal(dk, &self.aad(&req.key, slot), plain)
                 .map(to_record)
                 .map_err(VaultError::Crypto)
-        })
+        })?;
+        rec.mac = self.record_mac(rk, &req.key, &rec.mac_body()).to_vec();
+        Ok((rec, created))
     }
 
     /// Creates or updates many secrets in one transaction (imports, bulk
     /// loads): all are stored, or, if any request is invalid, none.
     pub fn set_many(&self, dk: &DataKey, reqs: &[v1::SetRequest]) -> Result<usize, VaultError> {
         let now = now_secs();
+        let rk = RecordKey::derive(dk);
         self.store.transaction(|txn| {
             for req in reqs {
                 secret::check_key(&req.key)?;
                 let current = txn.get(&req.key)?;
-                let (rec, _) = self.apply(dk, current, req, now)?;
+                let (rec, _) = self.apply(dk, &rk, current, req, now)?;
                 txn.put(&req.key, &rec)?;
             }
             Ok::<_, VaultError>(reqs.len())
@@ -387,7 +455,7 @@ impl Vault {
         key: &str,
         field: &str,
     ) -> Result<(String, Zeroizing<Vec<u8>>), VaultError> {
-        let rec = self.record(key)?;
+        let rec = self.checked(dk, key)?;
         let f = if field.is_empty() {
             secret::default_field(&rec).ok_or_else(|| VaultError::AmbiguousField {
                 key: key.to_string(),
@@ -414,7 +482,7 @@ impl Vault {
 
     /// Metadata plus notes, URL and the values of non-sensitive fields.
     pub fn metadata(&self, dk: &DataKey, key: &str) -> Result<v1::MetadataResponse, VaultError> {
-        let rec = self.record(key)?;
+        let rec = self.checked(dk, key)?;
         let mut public_fields = Vec::new();
         for f in rec.fields.iter().filter(|f| !f.sensitive) {
             let sealed = f.value.clone().unwrap_or_default();
@@ -432,8 +500,14 @@ impl Vault {
         })
     }
 
-    /// Metadata of matching secrets, sorted by key.
-    pub fn list(&self, filter: &ListFilter) -> Result<Vec<v1::SecretMeta>, VaultError> {
+    /// Metadata of matching secrets, sorted by key. A damaged record (it
+    /// does not decode, or its metadata fails its seal) is listed as such,
+    /// with its key only, and does not stop the listing.
+    pub fn list(
+        &self,
+        dk: &DataKey,
+        filter: &ListFilter,
+    ) -> Result<Vec<v1::SecretMeta>, VaultError> {
         // Copy the raw records out of one read transaction, then decode
         // them on both cores: decoding and allocating the metadata is most
         // of the cost of listing a large vault.
@@ -446,69 +520,121 @@ impl Vault {
             spans.push((start, start + key.len(), raw.len()));
             Ok(())
         })?;
-        let decode = |part: &[(usize, usize, usize)]| -> Result<Vec<v1::SecretMeta>, VaultError> {
+        let rk = RecordKey::derive(dk);
+        let decode = |part: &[(usize, usize, usize)]| -> Vec<v1::SecretMeta> {
             let mut out = Vec::with_capacity(part.len());
             for &(k, v, end) in part {
                 let key = std::str::from_utf8(&raw[k..v]).expect("redb keys are &str");
-                let rec: SecretSummary = self.store.decode(&raw[v..end], key)?;
-                let tag_ok = filter.tag.as_ref().is_none_or(|t| rec.tags.contains(t));
-                let exp_ok = filter
-                    .expiring_before
-                    .is_none_or(|limit| rec.expires_at.is_some_and(|e| e <= limit));
-                if tag_ok && exp_ok {
-                    out.push(secret::summary_meta(key, rec));
+                let checked = self
+                    .store
+                    .decode_secret::<SecretSummary>(&raw[v..end], key)
+                    .map_err(VaultError::from)
+                    .and_then(|rec| {
+                        self.check_record(&rk, key, &rec.mac_body(), &rec.mac)?;
+                        Ok(rec)
+                    });
+                match checked {
+                    Ok(rec) => {
+                        let tag_ok = filter.tag.as_ref().is_none_or(|t| rec.tags.contains(t));
+                        let exp_ok = filter
+                            .expiring_before
+                            .is_none_or(|limit| rec.expires_at.is_some_and(|e| e <= limit));
+                        if tag_ok && exp_ok {
+                            out.push(secret::summary_meta(key, rec));
+                        }
+                    }
+                    Err(e) => out.push(v1::SecretMeta {
+                        key: key.to_string(),
+                        damaged: e.to_string(),
+                        ..Default::default()
+                    }),
                 }
             }
-            Ok(out)
+            out
         };
         if spans.len() < PARALLEL_LIST {
-            return decode(&spans);
+            return Ok(decode(&spans));
         }
         let (first, second) = spans.split_at(spans.len() / 2);
-        std::thread::scope(|s| {
+        Ok(std::thread::scope(|s| {
             let later = s.spawn(|| decode(second));
-            let mut out = decode(first)?;
-            out.extend(later.join().expect("list decoding does not panic")?);
-            Ok(out)
-        })
+            let mut out = decode(first);
+            out.extend(later.join().expect("list decoding does not panic"));
+            out
+        }))
     }
 
-    /// Secrets whose key matches `pattern` (a glob or a literal name), sorted.
-    pub fn matching(&self, pattern: &str) -> Result<Vec<(String, SecretRecord)>, VaultError> {
+    /// Secrets whose key matches `pattern` (a glob or a literal name),
+    /// sorted, each checked against its seal: a damaged match is an error
+    /// naming it.
+    pub fn matching(
+        &self,
+        dk: &DataKey,
+        pattern: &str,
+    ) -> Result<Vec<(String, SecretRecord)>, VaultError> {
         let prefix_len = pattern.find(['*', '?']).unwrap_or(pattern.len());
+        let rk = RecordKey::derive(dk);
         let mut out = Vec::new();
-        self.store
-            .scan(&pattern[..prefix_len], |key, rec: SecretRecord| {
-                if secretctl_proto::names::glob_match(pattern, key) {
-                    out.push((key.to_string(), rec));
+        let mut damaged = None;
+        self.store.scan_raw(&pattern[..prefix_len], |key, bytes| {
+            if damaged.is_none() && secretctl_proto::names::glob_match(pattern, key) {
+                let checked = self
+                    .store
+                    .decode_secret::<SecretRecord>(bytes, key)
+                    .map_err(VaultError::from)
+                    .and_then(|rec| {
+                        self.check_record(&rk, key, &rec.mac_body(), &rec.mac)?;
+                        Ok(rec)
+                    });
+                match checked {
+                    Ok(rec) => out.push((key.to_string(), rec)),
+                    Err(e) => damaged = Some(e),
                 }
-            })?;
-        Ok(out)
+            }
+            Ok(())
+        })?;
+        match damaged {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     /// Every secret with its sensitive fields decrypted (agent-run
-    /// redaction and the security score both need them).
+    /// redaction and the security score both need them). A damaged record
+    /// counts with every field that still decrypts, as if all were
+    /// sensitive: its flags cannot be trusted, its values must still be
+    /// redacted.
     pub fn sensitive_secrets(&self, dk: &DataKey) -> Result<Vec<SensitiveSecret>, VaultError> {
+        let rk = RecordKey::derive(dk);
         let mut records = Vec::new();
-        self.store.scan("", |key, rec: SecretRecord| {
-            records.push((key.to_string(), rec))
+        self.store.scan_raw("", |key, bytes| {
+            if let Ok(rec) = self.store.decode_secret::<SecretRecord>(bytes, key) {
+                let intact = self
+                    .check_record(&rk, key, &rec.mac_body(), &rec.mac)
+                    .is_ok();
+                records.push((key.to_string(), rec, intact));
+            }
+            Ok(())
         })?;
-        records
+        Ok(records
             .into_iter()
-            .map(|(key, rec)| {
+            .map(|(key, rec, intact)| {
                 let values = rec
                     .fields
                     .iter()
-                    .filter(|f| f.sensitive)
-                    .map(|f| Ok((f.name.clone(), self.field_value(dk, &key, &rec, &f.name)?)))
-                    .collect::<Result<_, VaultError>>()?;
-                Ok(SensitiveSecret {
+                    .filter(|f| f.sensitive || !intact)
+                    .filter_map(|f| {
+                        let v = self.field_value(dk, &key, &rec, &f.name).ok()?;
+                        Some((f.name.clone(), v))
+                    })
+                    .collect();
+                SensitiveSecret {
                     key,
                     record: rec,
                     values,
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 
     /// Every sensitive value in the vault, named like its env var
@@ -557,9 +683,12 @@ impl Vault {
     /// Deletes a secret (one transaction).
     pub fn delete(&self, key: &str) -> Result<(), VaultError> {
         secret::check_key(key)?;
-        self.store.update(key, |current| match current {
-            Some(_) => Ok((None, ())),
-            None => Err(VaultError::NotFound(key.to_string())),
+        self.store.transaction(|txn| {
+            if txn.remove(key)? {
+                Ok(())
+            } else {
+                Err(VaultError::NotFound(key.to_string()))
+            }
         })
     }
 
@@ -644,16 +773,24 @@ mod tests {
 
         let a = vault.store().get("a").unwrap().unwrap();
         let b = vault.store().get("b").unwrap().unwrap();
+        // Whole records moved between keys: their seals name the key.
         vault.store().put_raw("a", &b).unwrap();
         vault.store().put_raw("b", &a).unwrap();
         assert!(matches!(
             vault.get(&key, "a", ""),
-            Err(VaultError::Integrity { .. })
+            Err(VaultError::Damaged { .. })
         ));
+        // A value's ciphertext moved into another record with intact
+        // metadata: its associated data names the key and field.
+        let mut a2 = a.clone();
+        a2.fields[0].value = b.fields[0].value.clone();
+        vault.store().put_raw("a", &a2).unwrap();
         assert!(matches!(
-            vault.get(&key, "b", ""),
+            vault.get(&key, "a", ""),
             Err(VaultError::Integrity { .. })
         ));
+        vault.store().put_raw("b", &b).unwrap();
+        assert!(vault.get(&key, "b", "").is_ok());
     }
 
     #[test]
@@ -685,7 +822,12 @@ mod tests {
         vault.set(&key, &set_req("app/two", "v2")).unwrap();
         vault.set(&key, &set_req("other", "v3")).unwrap();
         let keys = |f: &ListFilter| -> Vec<String> {
-            vault.list(f).unwrap().into_iter().map(|m| m.key).collect()
+            vault
+                .list(&key, f)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.key)
+                .collect()
         };
         assert_eq!(
             keys(&ListFilter::default()),
@@ -731,8 +873,49 @@ mod tests {
             .map(|i| set_req(&format!("many/{i:06}"), "v"))
             .collect();
         vault.set_many(&key, &many).unwrap();
-        let listed = vault.list(&ListFilter::default()).unwrap();
+        let listed = vault.list(&key, &ListFilter::default()).unwrap();
         assert!(listed.windows(2).all(|w| w[0].key < w[1].key));
         assert_eq!(listed.len(), PARALLEL_LIST + 10 + 2);
+    }
+
+    #[test]
+    fn altered_metadata_damages_one_record_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, key) = Vault::init(&dir.path().join("v.redb"), b"pw", TINY).unwrap();
+        let mut two = set_req("db", "pw-1");
+        two.fields.push(v1::FieldInput {
+            name: "user".into(),
+            value: b"app".to_vec(),
+            sensitive: Some(false),
+            ..Default::default()
+        });
+        vault.set(&key, &two).unwrap();
+        vault.set(&key, &set_req("other", "v")).unwrap();
+        // Flip `sensitive` behind the daemon's back, as an offline edit would.
+        let mut rec = vault.store.get("db").unwrap().unwrap();
+        rec.fields[0].sensitive = false;
+        vault.store.put_raw("db", &rec).unwrap();
+        let e = vault.metadata(&key, "db").unwrap_err();
+        assert!(matches!(e, VaultError::Damaged { .. }), "{e}");
+        assert!(e.to_string().contains("delete it"), "{e}");
+        assert!(vault.get(&key, "db", "").is_err());
+        assert!(vault.matching(&key, "db").is_err());
+        assert!(
+            vault.set(&key, &set_req("db", "new")).is_err(),
+            "no upsert on a damaged record"
+        );
+        let listed = vault.list(&key, &ListFilter::default()).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(!listed[0].damaged.is_empty() && listed[1].damaged.is_empty());
+        // Its values are still redacted in agent runs, all of them.
+        let values = vault.sensitive_values(&key).unwrap();
+        assert!(values.iter().any(|(_, v)| v.as_slice() == b"app"));
+        // Garbage bytes: the same, for that record only.
+        vault.store.put_raw_bytes("other", b"\xff\xff\xff").unwrap();
+        let listed = vault.list(&key, &ListFilter::default()).unwrap();
+        assert!(listed.iter().all(|m| !m.damaged.is_empty()));
+        vault.delete("db").unwrap();
+        vault.delete("other").unwrap();
+        assert!(vault.list(&key, &ListFilter::default()).unwrap().is_empty());
     }
 }

@@ -214,7 +214,7 @@ fn main() {
         let mut scans = Vec::new();
         for _ in 0..10 {
             let t = Instant::now();
-            let all = vault.list(&Default::default()).unwrap();
+            let all = vault.list(&key, &Default::default()).unwrap();
             scans.push(t.elapsed());
             assert!(all.len() >= 100_000);
         }

@@ -206,23 +206,90 @@ fn tampered_ciphertext_is_an_integrity_error() {
 }
 
 #[test]
-fn swapped_ciphertexts_both_fail() {
+fn swapped_records_and_ciphertexts_all_fail() {
     let mut env = Env::unlocked();
     env.set("a", "value-a-11111111");
     env.set("b", "value-b-22222222");
+    env.set("c", "value-c-33333333");
+    env.set("d", "value-d-44444444");
     env.stop();
     tamper(&env, |s| {
+        // Whole records: their seals name their key.
         let (a, b) = (s.get("a").unwrap().unwrap(), s.get("b").unwrap().unwrap());
         s.put_raw("a", &b).unwrap();
         s.put_raw("b", &a).unwrap();
+        // Only the sealed values: their associated data names key and field.
+        let (mut c, mut d) = (s.get("c").unwrap().unwrap(), s.get("d").unwrap().unwrap());
+        std::mem::swap(&mut c.fields[0].value, &mut d.fields[0].value);
+        s.put_raw("c", &c).unwrap();
+        s.put_raw("d", &d).unwrap();
     });
     env.start();
     assert_ok(&env.cli_with_password(&["unlock"]), "unlock");
-    for key in ["a", "b"] {
+    for (key, want) in [
+        ("a", "damaged"),
+        ("b", "damaged"),
+        ("c", "integrity"),
+        ("d", "integrity"),
+    ] {
         let out = env.cli(&["get", key]);
         assert_code(&out, 1, &format!("get swapped {key}"));
-        assert!(stderr(&out).contains("integrity"), "{}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{key}: {}", stderr(&out));
+        assert!(!stdout(&out).contains("value-"));
     }
+    // The listing goes on, naming what is damaged.
+    let out = env.cli(&["list"]);
+    assert_code(&out, 1, "list with damaged records");
+    assert!(
+        stdout(&out).contains("a  (DAMAGED)") && stdout(&out).contains("c\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_flipped_sensitive_flag_is_caught_before_an_agent_could_read_the_value() {
+    let mut env = Env::unlocked();
+    let out = env.cli_stdin(
+        &[
+            "set",
+            "db",
+            "--field",
+            "user=app",
+            "--field",
+            "password",
+            "--sensitive",
+            "password",
+        ],
+        Some(b"pw-sensitive-9876"),
+    );
+    assert_ok(&out, "set db");
+    env.stop();
+    tamper(&env, |s| {
+        let mut r = s.get("db").unwrap().unwrap();
+        for f in &mut r.fields {
+            f.sensitive = false;
+        }
+        s.put_raw("db", &r).unwrap();
+    });
+    env.start();
+    assert_ok(&env.cli_with_password(&["unlock"]), "unlock");
+    // get --show-metadata would print non-sensitive values: it refuses.
+    let out = env.cli(&["get", "db", "--show-metadata"]);
+    assert_code(&out, 1, "metadata of a damaged record");
+    assert!(stderr(&out).contains("altered"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("pw-sensitive"));
+    let r = env.with_client(async |c| {
+        c.agent()
+            .get_field(secretctl_proto::v1::AgentGetFieldRequest {
+                key: "db".into(),
+                field: "password".into(),
+            })
+            .await
+    });
+    let e = r.expect_err("secret_get_field of a damaged record");
+    assert!(!e.message().contains("pw-sensitive"));
+    assert_eq!(e.code(), tonic::Code::DataLoss, "{e:?}");
 }
 
 #[test]

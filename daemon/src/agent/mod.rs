@@ -78,7 +78,7 @@ impl AgentService {
         req: Request<AgentListRequest>,
     ) -> Result<Response<AgentListResponse>, Status> {
         let req = req.into_inner();
-        let (vault, _) = self.session.key(Use::Look)?;
+        let (vault, dk) = self.session.key(Use::Look)?;
         let filter = ListFilter {
             tag: (!req.tag.is_empty()).then_some(req.tag),
             prefix: req.prefix,
@@ -86,7 +86,7 @@ impl AgentService {
                 .expiring_within_secs
                 .map(|s| now_secs().saturating_add(s.max(0))),
         };
-        let metas = blocking(move || vault.list(&filter).map_err(Status::from)).await?;
+        let metas = blocking(move || vault.list(&dk, &filter).map_err(Status::from)).await?;
         Ok(Response::new(AgentListResponse {
             secrets: metas.iter().map(info).collect(),
         }))
@@ -98,9 +98,9 @@ impl AgentService {
     ) -> Result<Response<AgentExistsResponse>, Status> {
         let key = req.into_inner().key;
         check_key(&key)?;
-        let (vault, _) = self.session.key(Use::Look)?;
+        let (vault, dk) = self.session.key(Use::Look)?;
         let k = key.clone();
-        let found = blocking(move || vault.matching(&k).map_err(Status::from)).await?;
+        let found = blocking(move || vault.matching(&dk, &k).map_err(Status::from)).await?;
         let info = found.first().map(|(k, rec)| info(&secret::meta(k, rec)));
         Ok(Response::new(AgentExistsResponse {
             key,
@@ -146,9 +146,9 @@ impl AgentService {
     ) -> Result<Response<AgentFieldsResponse>, Status> {
         let key = req.into_inner().key;
         check_key(&key)?;
-        let (vault, _) = self.session.key(Use::Look)?;
+        let (vault, dk) = self.session.key(Use::Look)?;
         let k = key.clone();
-        let found = blocking(move || vault.matching(&k).map_err(Status::from)).await?;
+        let found = blocking(move || vault.matching(&dk, &k).map_err(Status::from)).await?;
         let (_, rec) = found
             .into_iter()
             .next()
@@ -177,7 +177,7 @@ impl AgentService {
         let (vault, dk) = self.session.key(Use::Secret)?;
         let (key, field) = (req.key.clone(), req.field.clone());
         let value = blocking(move || {
-            let found = vault.matching(&key).map_err(Status::from)?;
+            let found = vault.matching(&dk, &key).map_err(Status::from)?;
             let (_, rec) = found
                 .into_iter()
                 .next()

@@ -245,7 +245,7 @@ pub async fn prepare(
         let cwd = work_cwd;
         let (policy, program) = check_policy(policy, &spec, mode, &cwd)?;
         if spec.bindings_only {
-            check_has_bindings(&vault, &spec.patterns[0])?;
+            check_has_bindings(&vault, &dk, &spec.patterns[0])?;
         }
         let injections = resolve::resolve(
             &vault,
@@ -372,8 +372,12 @@ fn check_policy(
     }
 }
 
-fn check_has_bindings(vault: &crate::vault::Vault, key: &str) -> Result<(), RunError> {
-    let found = vault.matching(key).map_err(ResolveError::from)?;
+fn check_has_bindings(
+    vault: &crate::vault::Vault,
+    dk: &crate::keyring::DataKey,
+    key: &str,
+) -> Result<(), RunError> {
+    let found = vault.matching(dk, key).map_err(ResolveError::from)?;
     match found.first() {
         None => Err(ResolveError::NotFound(format!("no secret named '{key}'")).into()),
         Some((_, rec)) if rec.bindings.is_empty() => {

@@ -108,7 +108,7 @@ pub fn resolve(
             Some(p) => p.rewrite(alias, pattern).map_err(ResolveError::Policy)?,
             None => policy::unchanged(pattern),
         };
-        let found = vault.matching(&rw.lookup)?;
+        let found = vault.matching(dk, &rw.lookup)?;
         if found.is_empty() {
             let shown = if rw.lookup == *pattern {
                 format!("'{pattern}'")

@@ -56,7 +56,7 @@ impl From<VaultError> for Status {
             }
             VaultError::WrongPassword => Status::unauthenticated(msg),
             VaultError::Backoff(_) => Status::resource_exhausted(msg),
-            VaultError::Integrity { .. } => Status::data_loss(msg),
+            VaultError::Integrity { .. } | VaultError::Damaged { .. } => Status::data_loss(msg),
             VaultError::Crypto(_) | VaultError::Store(_) => {
                 tracing::error!(error = %msg, "vault operation failed");
                 Status::internal(msg)

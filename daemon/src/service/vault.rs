@@ -77,7 +77,7 @@ impl VaultService {
     }
 
     async fn do_list(&self, req: ListRequest) -> Result<ListResponse, Status> {
-        let (vault, _) = self.session.key(Use::Look)?;
+        let (vault, key) = self.session.key(Use::Look)?;
         if req.prefix.len() > secretctl_proto::names::MAX_KEY_LEN || req.prefix.contains('\0') {
             return Err(Status::invalid_argument("prefix is not a valid key prefix"));
         }
@@ -94,7 +94,7 @@ impl VaultService {
                 None => None,
             },
         };
-        let secrets = blocking(move || vault.list(&filter).map_err(Status::from)).await?;
+        let secrets = blocking(move || vault.list(&key, &filter).map_err(Status::from)).await?;
         Ok(ListResponse { secrets })
     }
 
