@@ -6,13 +6,10 @@
 /// happened and, where there is one, the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A system call failed on `what`.
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A system call failed on `what` (the cause is part of the message,
+    /// not a separate error source, so a report prints it once).
+    #[error("{what}: {cause}")]
+    Io { what: String, cause: std::io::Error },
     /// A check refused to go on (unsafe directory, a live daemon, ...).
     #[error("{0}")]
     Refused(String),
@@ -27,9 +24,9 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn context_of(self, what: impl FnOnce() -> String) -> Result<T, StartError> {
-        self.map_err(|source| StartError::Io {
+        self.map_err(|cause| StartError::Io {
             what: what(),
-            source,
+            cause,
         })
     }
 }

@@ -41,8 +41,8 @@ fn main() -> std::process::ExitCode {
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            // Once: the log is stderr, which the CLI shows on a failed start.
             tracing::error!("{e:#}");
-            eprintln!("secretctld: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -274,8 +274,14 @@ pub struct SecretRecord {
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("vault file {path}: {source}")]
-    Db { path: PathBuf, source: redb::Error },
+    /// The database failed; `cause` is redb's text (deliberately not an
+    /// error source, so it is printed once), `hint` what to do.
+    #[error("vault file {path}: {cause}{hint}")]
+    Db {
+        path: PathBuf,
+        cause: String,
+        hint: &'static str,
+    },
     #[error(
         "vault file {path} is damaged: its {what} does not decode; restore vault.redb from a backup"
     )]
@@ -285,6 +291,8 @@ pub enum StoreError {
     DamagedSecret { key: String },
     #[error("vault file {0} has no header: it was never initialized")]
     NoHeader(PathBuf),
+    #[error("vault file {0} could not be opened again after an I/O error: retry when the disk is writable")]
+    Reopen(PathBuf),
 }
 
 /// An open write transaction on the secrets table (see [`Store::transaction`]).
@@ -328,8 +336,14 @@ impl Txn<'_> {
 }
 
 /// The open vault file.
+///
+/// After an I/O error (a full disk, say) redb refuses every later write
+/// until the database is opened again; the store does that itself at the
+/// next operation, so no restart is needed once the cause is gone.
 pub struct Store {
-    db: Database,
+    db: std::sync::RwLock<Option<std::sync::Arc<Database>>>,
+    /// Set by an I/O error: reopen before the next operation.
+    broken: std::sync::atomic::AtomicBool,
     path: PathBuf,
     /// Number of secrets, kept in memory so `Status` never touches disk.
     count: std::sync::atomic::AtomicU64,
@@ -342,11 +356,7 @@ impl Store {
             return Ok(None);
         }
         let db = Database::open(path).map_err(|e| db_err(path, e))?;
-        let store = Store {
-            db,
-            path: path.to_path_buf(),
-            count: Default::default(),
-        };
+        let store = Store::over(db, path);
         store.count.store(store.count_on_disk()?, Ordering::SeqCst);
         Ok(Some(store))
     }
@@ -355,17 +365,51 @@ impl Store {
     /// header) and writes the header in one transaction.
     pub fn create(path: &Path, header: &Header) -> Result<Store, StoreError> {
         let db = Database::create(path).map_err(|e| db_err(path, e))?;
-        let store = Store {
-            db,
-            path: path.to_path_buf(),
-            count: Default::default(),
-        };
+        let store = Store::over(db, path);
         store.count.store(store.count_on_disk()?, Ordering::SeqCst);
         store.write_meta(|meta| {
             meta.insert(HEADER_KEY, prost::Message::encode_to_vec(header).as_slice())?;
             Ok(())
         })?;
         Ok(store)
+    }
+
+    fn over(db: Database, path: &Path) -> Store {
+        Store {
+            db: std::sync::RwLock::new(Some(std::sync::Arc::new(db))),
+            broken: Default::default(),
+            path: path.to_path_buf(),
+            count: Default::default(),
+        }
+    }
+
+    /// The database, opened again first if an I/O error broke it.
+    fn db(&self) -> Result<std::sync::Arc<Database>, StoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            self.reopen()?;
+        }
+        self.db
+            .read()
+            .expect("db lock is never poisoned")
+            .clone()
+            .ok_or_else(|| StoreError::Reopen(self.path.clone()))
+    }
+
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self.db.write().expect("db lock is never poisoned");
+        if !self.broken.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        *slot = None; // redb must close the file before it can open it again
+        let db = Database::open(&self.path).map_err(|e| db_err(&self.path, e))?;
+        *slot = Some(std::sync::Arc::new(db));
+        self.broken.store(false, Ordering::SeqCst);
+        drop(slot);
+        if let Ok(n) = self.count_on_disk() {
+            self.count.store(n, Ordering::SeqCst);
+        }
+        tracing::warn!(path = %self.path.display(), "vault file reopened after an I/O error");
+        Ok(())
     }
 
     /// Path of the vault file.
@@ -485,7 +529,7 @@ impl Store {
 
     /// One secret's record.
     pub fn get(&self, key: &str) -> Result<Option<SecretRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(SECRETS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -524,7 +568,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         let out = {
             let table = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
             let mut t = Txn {
@@ -562,7 +606,7 @@ impl Store {
         prefix: &str,
         mut visit: impl FnMut(&str, &[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(SECRETS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
@@ -586,7 +630,7 @@ impl Store {
     }
 
     fn count_on_disk(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         match txn.open_table(SECRETS) {
             Ok(t) => t.len().map_err(|e| self.err(e)),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
@@ -602,7 +646,7 @@ impl Store {
 
     /// Raw access for tamper tests: replaces one secret's stored bytes.
     pub fn put_raw_bytes(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut t = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
             t.insert(key, bytes).map_err(|e| self.err(e))?;
@@ -611,7 +655,7 @@ impl Store {
     }
 
     fn read_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -626,7 +670,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<(), redb::Error>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             f(&mut meta).map_err(|e| self.err(e))?;
@@ -658,14 +702,32 @@ impl Store {
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        let e: redb::Error = e.into();
+        if matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo) {
+            self.broken.store(true, Ordering::SeqCst);
+        }
         db_err(&self.path, e)
     }
 }
 
 fn db_err(path: &Path, e: impl Into<redb::Error>) -> StoreError {
+    let e: redb::Error = e.into();
+    let hint = match &e {
+        redb::Error::Corrupted(_) => {
+            " (the file is damaged: restore vault.redb from a backup)"
+        }
+        redb::Error::Io(io) if io.raw_os_error() == Some(nix::libc::ENOSPC) => {
+            " (the disk is full: free space and retry; no restart is needed)"
+        }
+        redb::Error::DatabaseAlreadyOpen => {
+            " (another process has it open: is a second secretctld running on another socket?)"
+        }
+        _ => "",
+    };
     StoreError::Db {
         path: path.to_path_buf(),
-        source: e.into(),
+        cause: e.to_string(),
+        hint,
     }
 }
 
