@@ -291,7 +291,9 @@ pub enum StoreError {
     DamagedSecret { key: String },
     #[error("vault file {0} has no header: it was never initialized")]
     NoHeader(PathBuf),
-    #[error("vault file {0} could not be opened again after an I/O error: retry when the disk is writable")]
+    #[error(
+        "vault file {0} could not be opened again after an I/O error: retry when the disk is writable"
+    )]
     Reopen(PathBuf),
 }
 
@@ -713,9 +715,7 @@ impl Store {
 fn db_err(path: &Path, e: impl Into<redb::Error>) -> StoreError {
     let e: redb::Error = e.into();
     let hint = match &e {
-        redb::Error::Corrupted(_) => {
-            " (the file is damaged: restore vault.redb from a backup)"
-        }
+        redb::Error::Corrupted(_) => " (the file is damaged: restore vault.redb from a backup)",
         redb::Error::Io(io) if io.raw_os_error() == Some(nix::libc::ENOSPC) => {
             " (the disk is full: free space and retry; no restart is needed)"
         }
