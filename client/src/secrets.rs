@@ -138,8 +138,8 @@ pub async fn get(a: GetArgs, json_out: bool) -> Result<()> {
 
 /// Metadata of one secret, with the values of non-sensitive fields only
 /// (the daemon never sends sensitive ones here).
-fn print_metadata(resp: MetadataResponse, json_out: bool) -> Result<()> {
-    let meta = resp.meta.unwrap_or_default();
+fn print_metadata(mut resp: MetadataResponse, json_out: bool) -> Result<()> {
+    let meta = resp.meta.take().unwrap_or_default();
     let public = |name: &str| {
         resp.public_fields
             .iter()

@@ -131,9 +131,12 @@ fn check_url(url: &str) -> Result<(), Invalid> {
     if url.len() > MAX_URL {
         return invalid(format!("url is {} bytes: the limit is 2048", url.len()));
     }
-    let scheme_ok = ["http://", "https://"]
-        .iter()
-        .any(|s| url.len() > s.len() && url[..s.len()].eq_ignore_ascii_case(s));
+    let scheme_ok = ["http://", "https://"].iter().any(|s| {
+        url.len() > s.len()
+            && url
+                .get(..s.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(s))
+    });
     if !scheme_ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return invalid("url must be an http:// or https:// address without spaces");
     }
@@ -389,11 +392,7 @@ mod tests {
     }
 
     fn field(name: &str, v: &str) -> FieldInput {
-        FieldInput {
-            name: name.into(),
-            value: v.as_bytes().to_vec(),
-            ..Default::default()
-        }
+        FieldInput::new(name, v.as_bytes().to_vec())
     }
 
     fn set(key: &str, fields: Vec<FieldInput>) -> SetRequest {
@@ -476,6 +475,10 @@ mod tests {
         let mut url = set("k", vec![field("value", "v")]);
         url.url = Some("ftp://x".into());
         assert!(apply_set(None, &url, 1, fake_seal).is_err());
+        for odd in ["https:/é", "é", "httpé://x", "https://"] {
+            url.url = Some(odd.into());
+            assert!(apply_set(None, &url, 1, fake_seal).is_err(), "{odd}");
+        }
         url.url = Some("https://example.com/x".into());
         assert!(apply_set(None, &url, 1, fake_seal).is_ok());
 

@@ -726,11 +726,7 @@ mod tests {
     fn set_req(key: &str, value: &str) -> v1::SetRequest {
         v1::SetRequest {
             key: key.into(),
-            fields: vec![v1::FieldInput {
-                name: "value".into(),
-                value: value.as_bytes().to_vec(),
-                ..Default::default()
-            }],
+            fields: vec![v1::FieldInput::new("value", value.as_bytes().to_vec())],
             ..Default::default()
         }
     }
@@ -883,12 +879,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (vault, key) = Vault::init(&dir.path().join("v.redb"), b"pw", TINY).unwrap();
         let mut two = set_req("db", "pw-1");
-        two.fields.push(v1::FieldInput {
-            name: "user".into(),
-            value: b"app".to_vec(),
-            sensitive: Some(false),
-            ..Default::default()
-        });
+        let mut user = v1::FieldInput::new("user", b"app".to_vec());
+        user.sensitive = Some(false);
+        two.fields.push(user);
         vault.set(&key, &two).unwrap();
         vault.set(&key, &set_req("other", "v")).unwrap();
         // Flip `sensitive` behind the daemon's back, as an offline edit would.

@@ -464,10 +464,11 @@ impl SecretctlTools {
             .await
             .map_err(|s| self.fail(s))?
             .into_inner();
+        let mut r = r;
         Ok(Json(GetFieldOut {
-            key: r.key,
-            field: r.field,
-            value: r.value,
+            key: std::mem::take(&mut r.key),
+            field: std::mem::take(&mut r.field),
+            value: std::mem::take(&mut r.value),
         }))
     }
 

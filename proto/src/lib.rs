@@ -14,6 +14,7 @@ pub mod names;
 pub mod paths;
 mod redacted;
 pub mod rules;
+mod wipe;
 
 /// Generated messages and services of package `secretctl.v1`.
 pub mod v1 {

@@ -208,11 +208,7 @@ mod tests {
         let secret = "hunter2-very-secret";
         let set = SetRequest {
             key: "k".into(),
-            fields: vec![FieldInput {
-                name: "value".into(),
-                value: secret.as_bytes().to_vec(),
-                ..Default::default()
-            }],
+            fields: vec![FieldInput::new("value", secret.as_bytes().to_vec())],
             notes: Some(secret.into()),
             url: Some(secret.into()),
             ..Default::default()

@@ -40,11 +40,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn set_req(key: String, value: String) -> SetRequest {
     SetRequest {
         key,
-        fields: vec![FieldInput {
-            name: "value".into(),
-            value: value.into_bytes(),
-            ..Default::default()
-        }],
+        fields: vec![FieldInput::new("value", value.into_bytes())],
         ..Default::default()
     }
 }

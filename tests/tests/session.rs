@@ -155,11 +155,7 @@ fn bad_input_is_refused_and_nothing_stored() {
         ] {
             let req = SetRequest {
                 key: key.into(),
-                fields: vec![FieldInput {
-                    name: "value".into(),
-                    value: value.to_vec(),
-                    ..Default::default()
-                }],
+                fields: vec![FieldInput::new("value", value.to_vec())],
                 ..Default::default()
             };
             out.push(c.vault().set(req).await.unwrap_err().code());

@@ -62,14 +62,13 @@ fn check_key(key: &str) -> Result<(), Status> {
 /// `****` plus the last 4 characters for values of 12+ characters: a fixed
 /// width that reveals no length.
 pub fn mask(value: &[u8]) -> String {
-    let text = String::from_utf8_lossy(value);
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() >= 12 {
-        let tail: String = chars[chars.len() - 4..].iter().collect();
-        format!("****{tail}")
-    } else {
-        "****".into()
+    // Decoded into a buffer wiped on drop; no per-character copy.
+    let text = zeroize::Zeroizing::new(String::from_utf8_lossy(value).into_owned());
+    if text.chars().count() < 12 {
+        return "****".into();
     }
+    let tail = text.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
+    format!("****{}", &text[tail..])
 }
 
 impl AgentService {
@@ -118,8 +117,8 @@ impl AgentService {
         let (vault, dk) = self.session.key(Use::Secret)?;
         let k = key.clone();
         let resp = blocking(move || {
-            let meta = vault.metadata(&dk, &k).map_err(Status::from)?;
-            let m = meta.meta.unwrap_or_default();
+            let mut meta = vault.metadata(&dk, &k).map_err(Status::from)?;
+            let m = meta.meta.take().unwrap_or_default();
             let masked = match secretctl_proto::rules::default_field(&m.fields, |f| &f.name) {
                 Some(f) => {
                     let (_, value) = vault.get(&dk, &k, &f.name).map_err(Status::from)?;
@@ -132,8 +131,8 @@ impl AgentService {
                 masked_value: masked,
                 field_count: m.fields.len() as u32,
                 tags: m.tags,
-                notes: meta.notes,
-                url: meta.url,
+                notes: meta.notes.take(),
+                url: meta.url.take(),
             })
         })
         .await?;
@@ -323,5 +322,7 @@ mod tests {
         assert_eq!(mask(b"elevenchars"), "****");
         assert_eq!(mask(b"twelve-chars"), "****hars");
         assert_eq!(mask(b"a-much-longer-secret-value-XYZW"), "****XYZW");
+        assert_eq!(mask("ééééééééééé€€€€".as_bytes()), "****€€€€");
+        assert_eq!(mask("éééééééééé".as_bytes()), "****");
     }
 }

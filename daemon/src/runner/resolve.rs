@@ -177,11 +177,7 @@ mod tests {
     const TINY: KdfParams = KdfParams::TEST_TINY;
 
     fn field(name: &str, v: &str) -> v1::FieldInput {
-        v1::FieldInput {
-            name: name.into(),
-            value: v.as_bytes().to_vec(),
-            ..Default::default()
-        }
+        v1::FieldInput::new(name, v.as_bytes().to_vec())
     }
 
     fn setup() -> (tempfile::TempDir, Vault, DataKey, std::path::PathBuf) {

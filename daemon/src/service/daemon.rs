@@ -175,7 +175,7 @@ impl Daemon for DaemonService {
         req: Request<ReauthRequest>,
     ) -> Result<Response<ReauthResponse>, Status> {
         let who = super::conn_of(&req);
-        let password = Zeroizing::new(req.into_inner().password);
+        let password = Zeroizing::new(std::mem::take(&mut req.into_inner().password));
         agents::reauthenticate(&self.session, &who, password)
             .await
             .map(Response::new)
@@ -203,8 +203,8 @@ impl Daemon for DaemonService {
 }
 
 impl DaemonService {
-    async fn do_init(&self, req: InitRequest) -> Result<InitResponse, Status> {
-        let password = Zeroizing::new(req.password);
+    async fn do_init(&self, mut req: InitRequest) -> Result<InitResponse, Status> {
+        let password = Zeroizing::new(std::mem::take(&mut req.password));
         check_password(&password)?;
         let kdf = match req.kdf {
             Some(k) => crypto::KdfParams {
@@ -241,8 +241,8 @@ impl DaemonService {
         })
     }
 
-    async fn do_unlock(&self, req: UnlockRequest) -> Result<UnlockResponse, Status> {
-        let password = Zeroizing::new(req.password);
+    async fn do_unlock(&self, mut req: UnlockRequest) -> Result<UnlockResponse, Status> {
+        let password = Zeroizing::new(std::mem::take(&mut req.password));
         check_password(&password)?;
         let timeout = self.timeout(req.timeout_secs)?;
         let vault = self.session.vault()?;
