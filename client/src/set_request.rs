@@ -35,6 +35,22 @@ pub struct Ask {
 pub struct SetPlan<'a> {
     args: &'a SetArgs,
     slots: Vec<Slot<'a>>,
+    /// Only metadata was named (tags, expiry, notes, URL, bindings,
+    /// sensitivity): a value is taken from stdin if one is there, never
+    /// prompted for, and none is fine (the secret keeps its fields).
+    metadata_only: bool,
+}
+
+/// Whether the command line names metadata without any field or template.
+fn metadata_only(args: &SetArgs) -> bool {
+    args.fields.is_empty()
+        && args.template.is_none()
+        && (args.notes.is_some()
+            || args.url.is_some()
+            || args.tags.is_some()
+            || args.expires.is_some()
+            || !args.bindings.is_empty()
+            || !args.sensitive.is_empty())
 }
 
 /// Checks the key and the flags and decides the fields. `interactive`:
@@ -71,7 +87,10 @@ pub fn plan(args: &SetArgs, interactive: bool) -> Result<SetPlan<'_>> {
         None => None,
     };
     let mut slots = templates::expand(template, &args.fields);
-    if slots.is_empty() {
+    let metadata_only = metadata_only(args);
+    // A plain `set KEY` stores `value`; a metadata-only one reads a value
+    // only from a non-terminal stdin (a pipe may carry one).
+    if slots.is_empty() && (!metadata_only || !interactive) {
         slots.push(Slot {
             name: DEFAULT_FIELD,
             template: None,
@@ -111,7 +130,11 @@ pub fn plan(args: &SetArgs, interactive: bool) -> Result<SetPlan<'_>> {
         ))
         .into());
     }
-    Ok(SetPlan { args, slots })
+    Ok(SetPlan {
+        args,
+        slots,
+        metadata_only,
+    })
 }
 
 /// Field values being collected; wiped if building stops half way.
@@ -141,10 +164,10 @@ impl SetPlan<'_> {
             .is_none_or(|t| t.sensitive)
     }
 
-    /// Whether a run would redact this field's value: sensitive values,
-    /// and every value a binding injects.
+    /// Whether a run would redact this field's value: sensitive ones only
+    /// (a host name or a user name is not hidden).
     fn is_redacted(&self, name: &str) -> bool {
-        self.is_sensitive(name) || self.args.bindings.iter().any(|b| b.field == name)
+        self.is_sensitive(name)
     }
 
     /// The values this command line does not give, in the order they are
@@ -189,6 +212,10 @@ impl SetPlan<'_> {
                 }
             };
             let empty = value.is_empty();
+            if empty && self.metadata_only {
+                // `set KEY --tags x </dev/null`: nothing to store but metadata.
+                continue;
+            }
             fields.0.push(FieldInput {
                 name: s.name.to_string(),
                 value,
@@ -222,6 +249,22 @@ impl SetPlan<'_> {
                     })
                     .collect(),
             }),
+            default_bindings: self.default_bindings(),
+        })
+    }
+
+    /// A template's default bindings (the daemon uses them only for a
+    /// secret without bindings).
+    fn default_bindings(&self) -> Option<BindingList> {
+        let defaults = templates::default_bindings(self.args.template.as_deref()?);
+        Some(BindingList {
+            bindings: defaults
+                .iter()
+                .map(|(env, field)| Binding {
+                    env: env.to_string(),
+                    field: field.to_string(),
+                })
+                .collect(),
         })
     }
 

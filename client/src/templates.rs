@@ -57,6 +57,35 @@ const SSH: &[TemplateField] = &[
 /// Template names, for help and errors.
 pub const NAMES: [&str; 4] = ["login", "database", "api", "ssh"];
 
+/// The bindings a new secret of template `name` gets unless `--binding` is
+/// given: (env var, field). Fixed names, so `run -k prod/db -- psql ...`
+/// works the same for every database secret (two of one kind in one run:
+/// use `--env-prefix`, or bindings of your own).
+pub fn default_bindings(name: &str) -> &'static [(&'static str, &'static str)] {
+    match name {
+        "database" => &[
+            ("DB_HOST", "host"),
+            ("DB_PORT", "port"),
+            ("DB_USER", "username"),
+            ("DB_PASSWORD", "password"),
+            ("DB_NAME", "database"),
+        ],
+        "login" => &[("LOGIN_USER", "username"), ("LOGIN_PASSWORD", "password")],
+        "api" => &[
+            ("API_KEY", "api_key"),
+            ("API_SECRET", "api_secret"),
+            ("API_ENDPOINT", "endpoint"),
+        ],
+        "ssh" => &[
+            ("SSH_HOST", "host"),
+            ("SSH_PORT", "port"),
+            ("SSH_USER", "username"),
+            ("SSH_PRIVATE_KEY", "private_key"),
+        ],
+        _ => &[],
+    }
+}
+
 /// The fields of template `name`.
 pub fn fields(name: &str) -> Option<&'static [TemplateField]> {
     match name {
@@ -198,5 +227,11 @@ mod tests {
         );
         assert!(fields("nope").is_none());
         assert!(NAMES.iter().all(|n| fields(n).is_some()));
+        // Every template field has exactly one default binding.
+        for n in NAMES {
+            let bound: Vec<&str> = default_bindings(n).iter().map(|(_, f)| *f).collect();
+            let fields: Vec<&str> = fields(n).unwrap().iter().map(|f| f.name).collect();
+            assert_eq!(bound, fields, "{n}");
+        }
     }
 }

@@ -84,6 +84,12 @@ pub fn parse(text: &str) -> Result<Policy, String> {
             policy.version
         ));
     }
+    if let Some(d) = policy.trusted_directories.iter().find(|d| !d.is_absolute()) {
+        return Err(format!(
+            "trusted_directories: {} is not an absolute path (a relative one would depend on each run's directory)",
+            d.display()
+        ));
+    }
     for (alias, rules) in &policy.env_aliases {
         if alias.is_empty()
             || !alias
@@ -169,6 +175,18 @@ impl Policy {
         })?;
         for rule in rules {
             let (ps, ts, glob) = split_rule(&rule.pattern, &rule.target)?;
+            // `db/*` also covers the key `db` itself: a template secret
+            // named `dev/db` is asked for as `-k db`.
+            if !glob.is_empty()
+                && let (Some(pk), Some(tk)) = (ps.strip_suffix('/'), ts.strip_suffix('/'))
+                && pattern == pk
+            {
+                return Ok(Rewritten {
+                    lookup: tk.to_string(),
+                    target_prefix: tk.to_string(),
+                    written_prefix: pk.to_string(),
+                });
+            }
             let applies = if glob.is_empty() {
                 pattern == ps
             } else {
@@ -227,6 +245,9 @@ trusted_directories: [/home/linuxbrew/.linuxbrew/bin]
         assert_eq!(r.written_name("dev/db/host"), "db/host");
         let r = p.rewrite("prod", "db/password").unwrap();
         assert_eq!(r.lookup, "prod/db/password");
+        let r = p.rewrite("dev", "db").unwrap();
+        assert_eq!((r.lookup.as_str(), r.written_name("dev/db").as_str()), ("dev/db", "db"));
+        assert_eq!(p.rewrite("dev", "dbx").unwrap().lookup, "dbx");
         let r = p.rewrite("prod", "api_key").unwrap();
         assert_eq!(
             (r.lookup.as_str(), r.written_name("prod/api_key").as_str()),

@@ -201,7 +201,7 @@ pub fn check_set(current: Option<&SecretRecord>, req: &SetRequest) -> Result<(),
     if req.expires_at.is_some_and(|e| e < 0) {
         return invalid("expiry must be a time after 1970");
     }
-    if let Some(bindings) = &req.bindings {
+    for bindings in req.bindings.iter().chain(&req.default_bindings) {
         if bindings.bindings.len() > MAX_BINDINGS {
             return invalid(format!("a secret has at most {MAX_BINDINGS} bindings"));
         }
@@ -289,7 +289,12 @@ pub fn apply_set<E: From<Invalid>>(
     if let Some(exp) = req.expires_at {
         rec.expires_at = (exp != 0).then_some(exp);
     }
-    if let Some(bindings) = &req.bindings {
+    let chosen = match (&req.bindings, &req.default_bindings) {
+        (Some(b), _) => Some(b),
+        (None, Some(d)) if rec.bindings.is_empty() => Some(d),
+        _ => None,
+    };
+    if let Some(bindings) = chosen {
         rec.bindings = bindings
             .bindings
             .iter()

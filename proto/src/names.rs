@@ -1,7 +1,7 @@
 //! Key names and key patterns (contract §4).
 //!
 //! A key name is 1–256 bytes of `[A-Za-z0-9._/-]`, not starting with `.`,
-//! `-` or `/`, with no `..` and no trailing `/`. A pattern may also hold the
+//! `-` or `/`, with no `..`, no empty segment (`//`) and no trailing `/`. A pattern may also hold the
 //! globs `*` (any run of bytes within one `/`-separated segment), `**` (any
 //! run, crossing `/`) and `?` (one byte other than `/`). A pattern with no
 //! glob character names exactly one key.
@@ -24,6 +24,8 @@ pub enum NameError {
     DotDot,
     #[error("key name may not end with '/'")]
     TrailingSlash,
+    #[error("key name may not contain '//' (an empty segment)")]
+    EmptySegment,
 }
 
 fn key_byte(b: u8) -> bool {
@@ -52,6 +54,9 @@ fn check(name: &str, extra: fn(u8) -> bool) -> Result<(), NameError> {
     }
     if name.ends_with('/') {
         return Err(NameError::TrailingSlash);
+    }
+    if name.contains("//") {
+        return Err(NameError::EmptySegment);
     }
     Ok(())
 }
@@ -195,6 +200,8 @@ mod tests {
         assert_eq!(validate_key("/abs"), Err(NameError::BadStart('/')));
         assert_eq!(validate_key("a/../b"), Err(NameError::DotDot));
         assert_eq!(validate_key("dir/"), Err(NameError::TrailingSlash));
+        assert_eq!(validate_key("a//b"), Err(NameError::EmptySegment));
+        assert_eq!(validate_pattern("a//*"), Err(NameError::EmptySegment));
         assert_eq!(validate_key("sp ace"), Err(NameError::BadChar(' ')));
         assert_eq!(validate_key("nul\0"), Err(NameError::BadChar('\0')));
         assert_eq!(validate_key("é"), Err(NameError::BadChar('é')));

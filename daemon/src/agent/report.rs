@@ -31,20 +31,24 @@ pub fn policy_report(path: &Path) -> PolicyCheckResponse {
         );
     }
     let trusted = command::trusted_dirs(&policy);
-    for dir in &policy.trusted_directories {
-        if !dir.is_absolute() {
-            resp.warnings.push(format!(
-                "trusted directory {} is not absolute",
-                dir.display()
-            ));
-        }
-    }
     for (list, entries) in [
         ("allowed", &policy.allowed_commands),
         ("denied", &policy.denied_commands),
     ] {
         for e in entries {
             let cmd = e.split_whitespace().next().unwrap_or("");
+            if list == "allowed" && command::ALWAYS_DENIED.contains(&command::base_name(cmd)) {
+                resp.warnings.push(format!(
+                    "allowed entry '{e}' has no effect: {} is always denied (it can print or reach every secret)",
+                    command::base_name(cmd)
+                ));
+                resp.entries.push(PolicyEntry {
+                    list: "always denied".into(),
+                    entry: e.clone(),
+                    resolves_to: "refused whatever the policy says".into(),
+                });
+                continue;
+            }
             let resolves_to = if cmd.contains('/') && !cmd.starts_with('/') {
                 "a path relative to each run's cwd".to_string()
             } else {
@@ -99,6 +103,20 @@ mod tests {
         assert!(!w.contains("'ls' is a shell"), "{w}");
         assert_eq!(r.entries.len(), 4);
         assert!(r.entries[0].resolves_to.starts_with('/'));
+    }
+
+    #[test]
+    fn always_denied_entries_are_shown_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcp-policy.yaml");
+        std::fs::write(&path, "version: 1\nallowed_commands: [env, printenv, ls]\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let r = policy_report(&path);
+        let lists: Vec<&str> = r.entries.iter().map(|e| e.list.as_str()).collect();
+        assert_eq!(lists, ["always denied", "always denied", "allowed"]);
+        assert!(r.warnings.iter().any(|w| w.contains("'env' has no effect")));
+        std::fs::write(&path, "version: 1\ntrusted_directories: [bin]\n").unwrap();
+        assert!(policy_report(&path).error.contains("not an absolute path"));
     }
 
     #[test]

@@ -256,9 +256,12 @@ pub async fn prepare(
             &spec.patterns,
             now_secs(),
         )?;
+        // Only sensitive values are redacted: a host or user name injected
+        // beside a password stays readable.
         let injected = || {
             injections
                 .iter()
+                .filter(|i| i.sensitive)
                 .map(|i| (i.env.as_str(), i.value.as_slice()))
         };
         let redactor = match mode {

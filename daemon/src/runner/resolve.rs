@@ -29,6 +29,9 @@ pub struct Injection {
     pub env: String,
     pub key: String,
     pub value: Zeroizing<Vec<u8>>,
+    /// Whether the field is sensitive: only sensitive values are redacted
+    /// (a host or user name injected beside a password is not hidden).
+    pub sensitive: bool,
 }
 
 /// Why a run was refused before starting.
@@ -156,10 +159,16 @@ pub fn resolve(
                     )));
                 }
                 let value = vault.field_value(dk, &key, &rec, &field)?;
+                let sensitive = rec
+                    .fields
+                    .iter()
+                    .find(|f| f.name == field)
+                    .is_none_or(|f| f.sensitive);
                 out.push(Injection {
                     env,
                     key: key.clone(),
                     value,
+                    sensitive,
                 });
             }
         }
