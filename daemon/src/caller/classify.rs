@@ -14,7 +14,8 @@
 //!
 //! What a process is known by can be cached: for one identity (pid + start
 //! time) the name, uid and environment markers never change, so only the
-//! parent link is read again on each walk.
+//! parent link is read again on each walk (through `/proc/PID/stat` files
+//! kept open, [`procfs::StatFiles`]: one `pread` per ancestor).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
@@ -77,6 +78,8 @@ pub struct Classifier {
     rules: RwLock<Rules>,
     pub registry: Registry,
     cache: Mutex<HashMap<Identity, Known>>,
+    /// Ancestors' `/proc/PID/stat`, kept open between walks.
+    stats: procfs::StatFiles,
     daemon_pid: i32,
     uid: u32,
 }
@@ -84,6 +87,7 @@ pub struct Classifier {
 /// One step of a walk.
 struct Step {
     id: Identity,
+    comm: String,
     ppid: i32,
     tty: bool,
 }
@@ -94,6 +98,7 @@ impl Classifier {
             rules: RwLock::new(Rules::default()),
             registry,
             cache: Mutex::new(HashMap::new()),
+            stats: procfs::StatFiles::default(),
             daemon_pid: std::process::id() as i32,
             uid: nix::unistd::geteuid().as_raw(),
         }
@@ -154,7 +159,7 @@ impl Classifier {
                 }
             };
             first_tty.get_or_insert(step.tty);
-            let known = self.known(step.id, &rules);
+            let known = self.known(&step, &rules);
             let who = format!("pid {} '{}'", at, known.comm);
             if depth == 0 && known.comm == "secretctl-mcp" {
                 return Caller::agent("this process is the MCP shim (secretctl-mcp)".into());
@@ -219,7 +224,7 @@ impl Classifier {
 
     /// The identity and parent of `pid`, read now.
     fn step(&self, pid: i32) -> std::io::Result<Step> {
-        let st = procfs::stat(pid)?;
+        let st = self.stats.stat(pid)?;
         if st.state == 'Z' {
             return Err(std::io::Error::other("it has exited"));
         }
@@ -228,13 +233,16 @@ impl Classifier {
                 pid,
                 start: st.starttime,
             },
+            comm: st.comm,
             ppid: st.ppid,
             tty: st.tty_nr != 0,
         })
     }
 
-    /// Name, uid and markers of a process, cached by identity.
-    fn known(&self, id: Identity, rules: &Rules) -> Known {
+    /// Name, uid and markers of the process of a walk step, cached by
+    /// identity. The name is the step's: `/proc/PID/stat` was just read.
+    fn known(&self, step: &Step, rules: &Rules) -> Known {
+        let id = step.id;
         if let Some(k) = self
             .cache
             .lock()
@@ -243,9 +251,7 @@ impl Classifier {
         {
             return k.clone();
         }
-        let comm = procfs::stat(id.pid)
-            .map(|s| s.comm)
-            .unwrap_or_else(|_| "?".into());
+        let comm = step.comm.clone();
         let uid = procfs::real_uid(id.pid).ok();
         let marker = if uid == Some(self.uid) {
             procfs::marker_in_environ(id.pid, &rules.markers).map_err(|e| e.to_string())
@@ -255,7 +261,11 @@ impl Classifier {
         let k = Known { comm, uid, marker };
         // Cache only what was read about the same process: if it exited and
         // its pid was reused meanwhile, the start time no longer matches.
-        if procfs::stat(id.pid).is_ok_and(|s| s.starttime == id.start) {
+        if self
+            .stats
+            .stat(id.pid)
+            .is_ok_and(|s| s.starttime == id.start)
+        {
             let mut cache = self.cache.lock().expect("cache lock is never poisoned");
             if cache.len() >= MAX_CACHE {
                 cache.clear();

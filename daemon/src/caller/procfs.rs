@@ -1,10 +1,17 @@
 //! What `/proc` tells about a process: its parent, start time, terminal,
-//! real uid and whether its environment holds a marker variable.
+//! real uid and whether its environment holds a marker variable. Reads are
+//! sized for these small files (no size probe), and [`StatFiles`] keeps the
+//! stat files of known processes open: classification walks read them on
+//! every connection.
 //!
 //! Linux only; elsewhere every read fails, which classification treats as
 //! unreadable ancestry (fail closed).
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
 
 /// The fields of `/proc/PID/stat` classification needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,10 +36,86 @@ fn invalid(pid: i32, what: &str) -> std::io::Error {
     )
 }
 
+/// Reads an open `/proc` text file whole, from offset 0 (a procfs file is
+/// generated afresh by a read at offset 0). procfs files report size 0, so
+/// `fs::read_to_string` would ask for the size (statx) and then read in
+/// growing steps from 32 bytes; here the buffer starts at `cap` bytes, enough
+/// for the whole file: one read and one read of EOF.
+fn read_whole(file: &File, cap: usize) -> std::io::Result<String> {
+    let mut buf = vec![0u8; cap];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    // The same error as `fs::read_to_string`'s for a comm that is not UTF-8.
+    String::from_utf8(buf).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
+/// Bytes reserved for a stat line: ~300 bytes (a 64-byte comm and 50
+/// numbers make at most ~1.2 KiB, which a second read takes).
+const STAT_CAP: usize = 1024;
+
 /// Parses `/proc/PID/stat`.
 pub fn stat(pid: i32) -> std::io::Result<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_stat(pid, &text)
+    let file = File::open(format!("/proc/{pid}/stat"))?;
+    parse_stat(pid, &read_whole(&file, STAT_CAP)?)
+}
+
+/// Most `/proc/PID/stat` files kept open at once (then all are closed):
+/// enough for a few deep ancestries, far below the descriptor limit.
+const MAX_OPEN: usize = 64;
+
+/// `/proc/PID/stat` files kept open by pid, so that a classification walk
+/// reads an ancestor it has seen before with one `pread` instead of open +
+/// read + close (half the cost; the walk reads every ancestor's parent link
+/// on every connection).
+///
+/// Invariant: an open `/proc/PID/stat` belongs to the process it was opened
+/// for, not to the number. Once that process is reaped, reads of the file
+/// fail (ESRCH), even if the pid was reused since. So a read that succeeds
+/// describes the process that holds the pid now, exactly as a fresh open
+/// would; a read that fails (or does not parse) drops the file and the pid
+/// is opened afresh.
+#[derive(Default)]
+pub struct StatFiles {
+    files: Mutex<HashMap<i32, File>>,
+}
+
+impl StatFiles {
+    /// Parses `/proc/PID/stat`, as [`stat`] does.
+    pub fn stat(&self, pid: i32) -> std::io::Result<Stat> {
+        let mut files = self
+            .files
+            .lock()
+            .expect("stat files lock is never poisoned");
+        if let Some(file) = files.get(&pid) {
+            if let Ok(st) = read_whole(file, STAT_CAP).and_then(|t| parse_stat(pid, &t)) {
+                return Ok(st);
+            }
+            files.remove(&pid);
+        }
+        let file = File::open(format!("/proc/{pid}/stat"))?;
+        let text = read_whole(&file, STAT_CAP)?;
+        if files.len() >= MAX_OPEN {
+            files.clear();
+        }
+        files.insert(pid, file);
+        parse_stat(pid, &text)
+    }
 }
 
 fn parse_stat(pid: i32, text: &str) -> std::io::Result<Stat> {
@@ -72,7 +155,8 @@ pub fn children_of(parent: i32) -> Vec<i32> {
 
 /// The real uid of `pid` (from `/proc/PID/status`).
 pub fn real_uid(pid: i32) -> std::io::Result<u32> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    // ~1.5 KiB on current kernels.
+    let text = read_whole(&File::open(format!("/proc/{pid}/status"))?, 4096)?;
     text.lines()
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|l| l.split_whitespace().next())
@@ -88,8 +172,10 @@ pub fn real_uid(pid: i32) -> std::io::Result<u32> {
 /// The first of `markers` set in `pid`'s environment, if any. Fails when the
 /// environment cannot be read (another uid, a non-dumpable process).
 pub fn marker_in_environ(pid: i32, markers: &[String]) -> std::io::Result<Option<String>> {
-    let mut buf = Vec::new();
-    std::fs::File::open(format!("/proc/{pid}/environ"))?
+    // Most environments fit: one read of the block (each read copies from
+    // the other process's memory, so growing from 32 bytes costs).
+    let mut buf = Vec::with_capacity(16 * 1024);
+    File::open(format!("/proc/{pid}/environ"))?
         .take(MAX_ENVIRON)
         .read_to_end(&mut buf)?;
     Ok(marker_in(&buf, markers))
@@ -138,10 +224,38 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
+    fn a_kept_stat_file_reads_the_process_now_and_fails_once_it_is_reaped() {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read x; exec sleep 30"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let files = StatFiles::default();
+        assert_eq!(files.stat(pid).unwrap().comm, "sh");
+        assert!(files.files.lock().unwrap().contains_key(&pid));
+        writeln!(child.stdin.take().unwrap()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // The kept file, read again, shows the exec.
+        while files.stat(pid).unwrap().comm != "sleep" {
+            assert!(std::time::Instant::now() < deadline, "no exec seen");
+            std::thread::sleep(std::time::Duration::from_millis(5)); // polling interval
+        }
+        assert!(files.files.lock().unwrap().contains_key(&pid));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(files.stat(pid).is_err(), "a reaped process is not read");
+        assert!(!files.files.lock().unwrap().contains_key(&pid));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
     fn reads_this_process() {
         let me = std::process::id() as i32;
         let s = stat(me).unwrap();
         assert_eq!(s.ppid, nix::unistd::getppid().as_raw());
+        assert_eq!(StatFiles::default().stat(me).unwrap(), s);
         assert_eq!(real_uid(me).unwrap(), nix::unistd::getuid().as_raw());
         assert!(marker_in_environ(me, &["PATH".into()]).unwrap().is_some());
     }
