@@ -72,7 +72,11 @@ pub async fn set(a: SetArgs, json_out: bool) -> Result<()> {
     for (name, len) in short {
         eprintln!(
             "warning: the {} of '{}' is only {len} byte{}: runs redact every occurrence of a sensitive value, so a short one hides ordinary text too",
-            if name == crate::set_request::DEFAULT_FIELD { "value".to_string() } else { format!("field '{name}'") },
+            if name == crate::set_request::DEFAULT_FIELD {
+                "value".to_string()
+            } else {
+                format!("field '{name}'")
+            },
             a.key,
             if len == 1 { "" } else { "s" }
         );

@@ -520,6 +520,60 @@ mod tests {
     }
 
     #[test]
+    fn metadata_only_sets_ask_for_no_value_and_templates_bring_bindings() {
+        // A terminal: metadata only, nothing prompted.
+        let a = args(&["k", "--tags", "x", "--expires", "30d"]);
+        let p = plan(&a, true).unwrap();
+        assert!(p.asks().is_empty());
+        let req = p.build(0, |_| unreachable!()).unwrap();
+        assert!(req.fields.is_empty() && req.tags.is_some());
+        // A pipe with nothing in it: the same.
+        let p = plan(&a, false).unwrap();
+        let req = p.build(0, |_| Ok(Zeroizing::new(Vec::new()))).unwrap();
+        assert!(req.fields.is_empty());
+        // A pipe with a value: stored along with the metadata.
+        let req = p.build(0, |_| Ok(Zeroizing::new(b"v-1".to_vec()))).unwrap();
+        assert_eq!(req.fields.len(), 1);
+        // Bindings only.
+        let a = args(&["prod/db", "--binding", "DB_HOST=host"]);
+        assert!(plan(&a, true).unwrap().asks().is_empty());
+        // A plain set still needs its value.
+        let a = args(&["k"]);
+        let p = plan(&a, false).unwrap();
+        assert!(p.build(0, |_| Ok(Zeroizing::new(Vec::new()))).is_err());
+        // A template brings default bindings (used for a secret without any).
+        let a = args(&[
+            "db",
+            "--template",
+            "login",
+            "--field",
+            "username=u",
+            "--field",
+            "password=p",
+        ]);
+        let req = plan(&a, false)
+            .unwrap()
+            .build(0, |_| unreachable!())
+            .unwrap();
+        let d: Vec<(String, String)> = req
+            .default_bindings
+            .as_ref()
+            .unwrap()
+            .bindings
+            .iter()
+            .map(|b| (b.env.clone(), b.field.clone()))
+            .collect();
+        assert_eq!(
+            d,
+            [
+                ("LOGIN_USER".to_string(), "username".to_string()),
+                ("LOGIN_PASSWORD".to_string(), "password".to_string())
+            ]
+        );
+        assert!(req.bindings.is_none());
+    }
+
+    #[test]
     fn short_values_count_what_a_run_would_redact() {
         let a = args(&[
             "k",
@@ -540,10 +594,8 @@ mod tests {
         ]);
         let p = plan(&a, false).unwrap();
         let req = p.build(0, |_| unreachable!()).unwrap();
-        assert_eq!(
-            p.short_values(&req),
-            [("port".to_string(), 4), ("password".to_string(), 2)]
-        );
+        // Only sensitive values are redacted, bound or not.
+        assert_eq!(p.short_values(&req), [("password".to_string(), 2)]);
         let a = args(&["pin"]);
         let p = plan(&a, false).unwrap();
         let req = p

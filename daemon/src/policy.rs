@@ -246,7 +246,10 @@ trusted_directories: [/home/linuxbrew/.linuxbrew/bin]
         let r = p.rewrite("prod", "db/password").unwrap();
         assert_eq!(r.lookup, "prod/db/password");
         let r = p.rewrite("dev", "db").unwrap();
-        assert_eq!((r.lookup.as_str(), r.written_name("dev/db").as_str()), ("dev/db", "db"));
+        assert_eq!(
+            (r.lookup.as_str(), r.written_name("dev/db").as_str()),
+            ("dev/db", "db")
+        );
         assert_eq!(p.rewrite("dev", "dbx").unwrap().lookup, "dbx");
         let r = p.rewrite("prod", "api_key").unwrap();
         assert_eq!(

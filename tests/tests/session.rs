@@ -448,7 +448,7 @@ fn lock_without_a_daemon_is_fine_and_short_values_warn() {
     let out = env.cli_stdin(&["set", "pin"], Some(b"1234"));
     assert_ok(&out, "short value");
     assert!(
-        stderr(&out).contains("short values make output redaction noisy"),
+        stderr(&out).contains("the value of 'pin' is only 4 bytes"),
         "{}",
         stderr(&out)
     );
