@@ -376,7 +376,7 @@ impl Client {
             };
         }
         let pid = peer.pid;
-        if pid.is_some_and(|p| !alive(p)) {
+        if pid.is_some_and(gone_soon) {
             return RpcError::Exited { path, pid };
         }
         // A daemon that stops removes its socket first (and one whose socket
@@ -510,6 +510,18 @@ fn alive(pid: u32) -> bool {
         return false;
     }
     proc_state(pid) != Some('Z')
+}
+
+/// Whether process `pid` is gone or goes within 100 ms: a dying process
+/// closes its sockets a moment before it becomes a zombie.
+fn gone_soon(pid: u32) -> bool {
+    for _ in 0..20 {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
 }
 
 /// Whether process `pid` is stopped (SIGSTOP, job control, a tracer).
