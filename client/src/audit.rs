@@ -112,7 +112,7 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                         s => s.to_string(),
                     };
                     let status = if v["success"] == true { "ok" } else { "FAILED" };
-                    println!(
+                    outln!(
                         "{seq:>6} {} {:<5} {:<5} {:<18} {:<6} keys=[{}]{}{}",
                         text(&v["ts"]),
                         text(&v["source"]),
@@ -145,9 +145,10 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
                     &json!({"ok": r.ok, "records": r.records, "last_seq": r.last_seq, "error": (!r.ok).then_some(&r.error)}),
                 )?;
             } else if r.ok {
-                println!(
+                outln!(
                     "audit log intact: {} records, last seq {}",
-                    r.records, r.last_seq
+                    r.records,
+                    r.last_seq
                 );
             }
             if !r.ok {
@@ -167,13 +168,13 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
             match format.as_str() {
                 "json" => {
                     for r in &records {
-                        println!("{r}");
+                        outln!("{r}");
                     }
                 }
                 "csv" => {
-                    println!("{}", CSV_COLUMNS.join(","));
+                    outln!("{}", CSV_COLUMNS.join(","));
                     for r in &records {
-                        println!("{}", csv_row(&serde_json::from_str(r).unwrap_or_default()));
+                        outln!("{}", csv_row(&serde_json::from_str(r).unwrap_or_default()));
                     }
                 }
                 other => {
@@ -221,9 +222,10 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
             if json_out {
                 print_json(&json!({"pruned": r.pruned, "remaining": r.remaining}))?;
             } else {
-                println!(
+                outln!(
                     "pruned {} records; {} remain (the chain still verifies from a checkpoint)",
-                    r.pruned, r.remaining
+                    r.pruned,
+                    r.remaining
                 );
             }
         }

@@ -5,8 +5,10 @@
 //! again under it, so two CLIs started together start one daemon. The daemon
 //! is found next to this executable, then on `PATH`, started detached (own
 //! process group, stdin and stdout null) with its stderr appended to
-//! `$SECRETCTL_HOME/secretctld.log`, and waited for with `Status` probes.
-//! A refusing daemon (`RpcError::Refused`) is reported, never replaced.
+//! `$SECRETCTL_HOME/secretctld.log` (opened without following symlinks, in
+//! a data directory that must be private), and waited for with `Status`
+//! probes. A daemon that answers wrongly (not ours, stopped, refusing) is
+//! reported, never replaced.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -223,6 +225,105 @@ fn daemon_executable() -> Result<PathBuf> {
     .into())
 }
 
+/// Opens `path` for appending without following a symlink, and checks
+/// through the descriptor that it is a regular file of ours: a planted
+/// symlink or someone else's file is never appended to.
+fn open_log(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                anyhow::Error::from(
+                    CliError::error(format!("{} is a symlink", path.display()))
+                        .hint(format!("remove it: rm {}", path.display())),
+                )
+            } else {
+                anyhow::Error::from(e).context(format!("cannot open {}", path.display()))
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot inspect {}", path.display()))?;
+    let uid = nix::unistd::geteuid().as_raw();
+    if !meta.is_file() || meta.uid() != uid {
+        return Err(CliError::error(format!(
+            "{} is not a regular file of yours (owner uid {})",
+            path.display(),
+            meta.uid()
+        ))
+        .hint(format!("remove it: rm {}", path.display()))
+        .into());
+    }
+    Ok(file)
+}
+
+/// Refuses a data directory that is not ours or is open to others, as the
+/// daemon does (before anything is written into it).
+fn check_home(home: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(home)
+        .with_context(|| format!("cannot inspect {}", home.display()))?;
+    let uid = nix::unistd::geteuid().as_raw();
+    let d = home.display();
+    if meta.file_type().is_symlink() || !meta.is_dir() {
+        return Err(CliError::error(format!(
+            "data directory {d} is a symlink or not a directory"
+        ))
+        .hint("set SECRETCTL_HOME to a private directory of yours")
+        .into());
+    }
+    if meta.uid() != uid {
+        return Err(CliError::error(format!(
+            "data directory {d} is owned by uid {}, not by you (uid {uid})",
+            meta.uid()
+        ))
+        .hint("set SECRETCTL_HOME to a private directory of yours")
+        .into());
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(CliError::error(format!(
+            "data directory {d} has mode {mode:04o}, open to group or others"
+        ))
+        .hint(format!("run 'chmod 700 {d}'"))
+        .into());
+    }
+    Ok(())
+}
+
+/// Waits (bounded) while another daemon still holds the instance lock of
+/// `socket`: one that is shutting down releases it when it exits, and a
+/// new daemon could not start before.
+async fn wait_for_instance_lock(socket: &Path) {
+    let mut lock = socket.as_os_str().to_owned();
+    lock.push(".lock");
+    let Ok(file) = OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(PathBuf::from(lock))
+    else {
+        return;
+    };
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut file = file;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            // Free: released again when dropped here.
+            Ok(_) => return,
+            Err((f, _)) => file = f,
+        }
+        if Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Starts `secretctld` under the autostart lock and waits until it answers.
 async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
     let dir = socket
@@ -235,6 +336,7 @@ async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&lock_path)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
     // Held until this function returns, i.e. until the daemon answers (or
@@ -252,13 +354,10 @@ async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
     let exe = daemon_executable()?;
     let home = paths::home_dir()?;
     create_private_dir(&home)?;
+    check_home(&home)?;
     let log_path = home.join(paths::DAEMON_LOG_FILE);
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log_path)
-        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let log = open_log(&log_path)?;
+    wait_for_instance_lock(socket).await;
     let mut child = Command::new(&exe)
         // Its own process group: a Ctrl-C meant for this CLI (or a later
         // one in the same shell job) must not stop the daemon.
@@ -280,7 +379,8 @@ async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
         let client = Client::new(socket);
         match client.status().await {
             Ok(st) => return Ok((client, check_protocol(st)?)),
-            Err(RpcError::Unreachable { .. }) => {}
+            // Not yet listening, or the previous daemon still going away.
+            Err(RpcError::Unreachable { .. } | RpcError::ShuttingDown { .. }) => {}
             Err(e) => return Err(e.into()),
         }
         if let Ok(Some(status)) = child.try_wait() {

@@ -64,10 +64,10 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
-/// The exit code for an RPC failure.
+/// The exit code for an RPC failure: 6 whenever the daemon did not answer.
 fn rpc_code(e: &RpcError) -> i32 {
     match e {
-        RpcError::Unreachable { .. } | RpcError::Refused { .. } => UNREACHABLE,
+        _ if e.is_connection() => UNREACHABLE,
         _ if e.is_locked() => LOCKED,
         RpcError::Status(s) => match s.code() {
             Code::NotFound => NOT_FOUND,
@@ -77,25 +77,57 @@ fn rpc_code(e: &RpcError) -> i32 {
             // failures and the rest: a plain error.
             _ => ERROR,
         },
+        _ => UNREACHABLE,
+    }
+}
+
+/// Where an autostarted daemon's log is, for hints.
+fn log_hint() -> String {
+    match secretctl_proto::paths::home_dir() {
+        Ok(h) => h
+            .join(secretctl_proto::paths::DAEMON_LOG_FILE)
+            .display()
+            .to_string(),
+        Err(_) => "secretctld's log".into(),
     }
 }
 
 /// What to do about an RPC failure, where there is something to do.
-fn rpc_hint(e: &RpcError) -> Option<&'static str> {
+fn rpc_hint(e: &RpcError) -> Option<String> {
+    let s = |h: &str| Some(h.to_string());
     match e {
         RpcError::Unreachable { .. } => {
-            Some("start it with 'secretctld' or unset SECRETCTL_NO_AUTOSTART")
+            s("start it with 'secretctld' or unset SECRETCTL_NO_AUTOSTART")
         }
-        RpcError::Refused { .. } => Some(
-            "secretctld serves only the user who started it: run secretctl as that user, or set SECRETCTL_SOCKET to your own daemon's socket",
+        RpcError::NotYours { .. } => s(
+            "set SECRETCTL_SOCKET to your own daemon's socket, in a directory only you can write (the default is $XDG_RUNTIME_DIR/secretctl/secretctld.sock)",
         ),
-        _ if e.is_locked() => Some("run 'secretctl unlock'"),
-        RpcError::Status(s) => match s.code() {
-            Code::FailedPrecondition if s.message().contains("not initialized") => {
-                Some("run 'secretctl init'")
+        RpcError::Timeout {
+            pid: Some(p),
+            stopped: true,
+            ..
+        } => Some(format!("resume it with 'kill -CONT {p}'")),
+        RpcError::Timeout { pid: Some(p), .. } => Some(format!(
+            "see {}; 'kill {p}' stops it (it locks the vault first)",
+            log_hint()
+        )),
+        RpcError::Timeout { pid: None, .. } => Some(format!(
+            "if it is stopped, resume it with kill -CONT; see {}",
+            log_hint()
+        )),
+        RpcError::Exited { .. } => Some(format!(
+            "run the command again to start a new one; see {} for why it ended",
+            log_hint()
+        )),
+        RpcError::ShuttingDown { .. } => s("run the command again in a moment"),
+        RpcError::Refused { .. } => Some(format!("try again; see {}", log_hint())),
+        _ if e.is_locked() => s("run 'secretctl unlock'"),
+        RpcError::Status(st) => match st.code() {
+            Code::FailedPrecondition if st.message().contains("not initialized") => {
+                s("run 'secretctl init'")
             }
-            Code::ResourceExhausted => Some("wait a moment before trying again"),
-            Code::Unimplemented => Some(
+            Code::ResourceExhausted => s("wait a moment before trying again"),
+            Code::Unimplemented => s(
                 "the running secretctld is older than this secretctl: restart it ('secretctl lock', then stop secretctld)",
             ),
             _ => None,
@@ -126,7 +158,7 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             return c.hint.clone();
         }
         if let Some(r) = cause.downcast_ref::<RpcError>() {
-            return rpc_hint(r).map(str::to_string);
+            return rpc_hint(r);
         }
     }
     None
@@ -156,17 +188,34 @@ fn agent_refusal(err: &anyhow::Error) -> Option<&str> {
         })
 }
 
-/// Prints the error lines for command `cmd` to stderr; returns the exit code.
+/// Longest error line printed; the rest is cut (a daemon message may echo
+/// a long input).
+const MAX_LINE: usize = 2000;
+
+/// Prints the error lines for command `cmd` to stderr; returns the exit
+/// code. Control characters in messages (which may echo input) are
+/// escaped, long ones cut, and a closed stderr is not a panic.
 pub fn report(cmd: &str, err: &anyhow::Error) -> i32 {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
     if let Some(refusal) = agent_refusal(err) {
-        eprintln!("secretctl {cmd}: {refusal}");
+        let _ = writeln!(
+            stderr,
+            "secretctl {cmd}: {}",
+            secretctl_proto::text::one_line(refusal, MAX_LINE)
+        );
         return DENIED;
     }
     if !is_broken_pipe(err) {
         // `{:#}` joins the context chain with ": ", outermost first.
-        eprintln!("secretctl {cmd}: {err:#}");
+        let line = secretctl_proto::text::one_line(&format!("{err:#}"), MAX_LINE);
+        let _ = writeln!(stderr, "secretctl {cmd}: {line}");
         if let Some(h) = hint(err) {
-            eprintln!("hint: {h}");
+            let _ = writeln!(
+                stderr,
+                "hint: {}",
+                secretctl_proto::text::one_line(&h, MAX_LINE)
+            );
         }
     }
     exit_code(err)
@@ -228,9 +277,40 @@ mod tests {
         );
         let refused = anyhow::Error::from(RpcError::Refused {
             path: PathBuf::from("/x"),
+            pid: Some(7),
         })
         .context("cannot reach secretctld");
         assert_eq!(exit_code(&refused), UNREACHABLE);
+        let stopped = anyhow::Error::from(RpcError::Timeout {
+            path: PathBuf::from("/x"),
+            after: std::time::Duration::from_secs(20),
+            pid: Some(42),
+            stopped: true,
+        });
+        assert_eq!(exit_code(&stopped), UNREACHABLE);
+        assert_eq!(
+            hint(&stopped).as_deref(),
+            Some("resume it with 'kill -CONT 42'")
+        );
+        assert!(stopped.to_string().contains("is stopped"), "{stopped}");
+        for e in [
+            RpcError::NotYours {
+                path: PathBuf::from("/x"),
+                problem: "p".into(),
+            },
+            RpcError::Exited {
+                path: PathBuf::from("/x"),
+                pid: Some(1),
+            },
+            RpcError::ShuttingDown {
+                path: PathBuf::from("/x"),
+                pid: Some(1),
+            },
+        ] {
+            let e = anyhow::Error::from(e);
+            assert_eq!(exit_code(&e), UNREACHABLE, "{e}");
+            assert!(hint(&e).is_some(), "{e}");
+        }
     }
 
     #[test]

@@ -3,7 +3,12 @@
 //! and passwords without echo or argv, starts the daemon when needed, and
 //! prints answers and errors with the contract's exit codes.
 #![forbid(unsafe_code)]
+// Every line to stdout goes through `outln!`, which returns EPIPE instead
+// of panicking like `println!` (`secretctl list | head`).
+#![deny(clippy::print_stdout)]
 
+#[macro_use]
+mod output;
 mod agent;
 mod audit;
 mod cli;
@@ -11,7 +16,6 @@ mod connect;
 mod error;
 mod flags;
 mod mcp;
-mod output;
 mod password;
 mod reauth;
 mod run;
@@ -49,14 +53,19 @@ async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
             done(service::uninstall(print).await)
         }
         Command::Service(ServiceCommand::Status { print }) => done(service::status(print).await),
+        // Rendered into memory first: the generators panic on a write
+        // error (`secretctl completions bash | head`).
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "secretctl", &mut std::io::stdout());
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "secretctl", &mut text);
+            output::write_all(&text)?;
             Ok(0)
         }
         Command::Man => {
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-                .render(&mut std::io::stdout())?;
+            let mut text = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut text)?;
+            output::write_all(&text)?;
             Ok(0)
         }
     }

@@ -34,13 +34,13 @@ pub async fn policy_check(json_out: bool) -> Result<()> {
             "applied": r.applied_state,
         }))?;
     } else if r.error.is_empty() {
-        println!("policy: {} (valid; {})", r.path, r.applied_state);
-        println!("default_action: {}", r.default_action);
+        outln!("policy: {} (valid; {})", r.path, r.applied_state);
+        outln!("default_action: {}", r.default_action);
         for e in &r.entries {
-            println!("{:<8} {:<24} -> {}", e.list, e.entry, e.resolves_to);
+            outln!("{:<8} {:<24} -> {}", e.list, e.entry, e.resolves_to);
         }
         if !r.env_aliases.is_empty() {
-            println!("env aliases: {}", r.env_aliases.join(", "));
+            outln!("env aliases: {}", r.env_aliases.join(", "));
         }
         for w in &r.warnings {
             eprintln!("warning: {w}");
@@ -85,7 +85,7 @@ pub async fn apply(which: Apply, json_out: bool) -> Result<()> {
     if json_out {
         print_json(&json!({"path": r.path, "applied": true, "summary": r.summary}))?;
     } else {
-        println!("{}: {}", r.path, r.summary);
+        outln!("{}: {}", r.path, r.summary);
     }
     Ok(())
 }

@@ -9,6 +9,31 @@ use secretctl_proto::duration::rfc3339;
 use secretctl_proto::v1::SecretMeta;
 use serde_json::{Value, json};
 
+/// `println!` that returns the write error (EPIPE when the reader went
+/// away: `secretctl status | head -1`) with `?` instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))?
+    };
+}
+
+/// Writes one line to stdout; see [`outln!`].
+pub fn write_line(args: std::fmt::Arguments<'_>) -> crate::error::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")
+}
+
+/// Writes `bytes` to stdout, returning write errors.
+pub fn write_all(bytes: &[u8]) -> crate::error::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")
+}
+
 /// Prints a JSON value on one line. Write errors are returned, not a
 /// panic as with `println!`, so `| head` ends quietly.
 pub fn print_json(v: &Value) -> crate::error::Result<()> {

@@ -145,7 +145,10 @@ pub async fn run(a: RunArgs) -> Result<i32> {
             Some(run_output::Kind::Exit(e)) => {
                 if !e.error.is_empty() {
                     drop(_raw);
-                    eprintln!("secretctl run: {}", e.error);
+                    eprintln!(
+                        "secretctl run: {}",
+                        secretctl_proto::text::one_line(&e.error, 2000)
+                    );
                 }
                 break Ok(e.code);
             }

@@ -26,8 +26,13 @@ fn now_secs() -> i64 {
 }
 
 fn check_key(key: &str) -> Result<()> {
-    names::validate_key(key)
-        .map_err(|e| CliError::usage(format!("invalid key name '{key}': {e}")).into())
+    names::validate_key(key).map_err(|e| {
+        CliError::usage(format!(
+            "invalid key name '{}': {e}",
+            secretctl_proto::text::shown(key)
+        ))
+        .into()
+    })
 }
 
 pub async fn set(a: SetArgs, json_out: bool) -> Result<()> {

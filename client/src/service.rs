@@ -160,17 +160,18 @@ fn run_cmd(c: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn print_plan(p: &Plan, remove: bool) {
+fn print_plan(p: &Plan, remove: bool) -> Result<()> {
     for (path, content) in &p.files {
         if remove {
-            println!("# would remove {}", path.display());
+            outln!("# would remove {}", path.display());
         } else {
-            println!("# would write {}\n{content}", path.display());
+            outln!("# would write {}\n{content}", path.display());
         }
     }
     for c in &p.commands {
-        println!("# would run: {}", c.join(" "));
+        outln!("# would run: {}", c.join(" "));
     }
+    Ok(())
 }
 
 pub async fn install(print: bool) -> Result<()> {
@@ -178,7 +179,7 @@ pub async fn install(print: bool) -> Result<()> {
     let home = home()?;
     let plan = install_plan(&home, &daemon_path(), uid);
     if print {
-        print_plan(&plan, false);
+        print_plan(&plan, false)?;
         return Ok(());
     }
     // A daemon the CLI started holds the socket path: stop it first.
@@ -202,7 +203,7 @@ pub async fn install(print: bool) -> Result<()> {
         }
         std::fs::write(path, content)
             .map_err(|e| CliError::error(format!("cannot write {}: {e}", path.display())))?;
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     if cfg!(target_os = "macos") {
         use std::os::unix::fs::DirBuilderExt;
@@ -215,14 +216,14 @@ pub async fn install(print: bool) -> Result<()> {
     for c in &plan.commands {
         run_cmd(c)?;
     }
-    println!("secretctld service installed; it starts on the first connection");
+    outln!("secretctld service installed; it starts on the first connection");
     Ok(())
 }
 
 pub async fn uninstall(print: bool) -> Result<()> {
     let plan = uninstall_plan(&home()?, nix::unistd::getuid().as_raw());
     if print {
-        print_plan(&plan, true);
+        print_plan(&plan, true)?;
         return Ok(());
     }
     for c in &plan.commands {
@@ -232,7 +233,7 @@ pub async fn uninstall(print: bool) -> Result<()> {
     }
     for (path, _) in &plan.files {
         match std::fs::remove_file(path) {
-            Ok(()) => println!("removed {}", path.display()),
+            Ok(()) => outln!("removed {}", path.display()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(
@@ -250,17 +251,17 @@ pub async fn status(print: bool) -> Result<()> {
         print_plan(
             &install_plan(&home, &daemon_path(), nix::unistd::getuid().as_raw()),
             false,
-        );
+        )?;
         return Ok(());
     }
     match installed_restart_command() {
-        Some(restart) => println!("service: installed (restart with: {restart})"),
-        None => println!("service: not installed (the CLI starts secretctld on demand)"),
+        Some(restart) => outln!("service: installed (restart with: {restart})"),
+        None => outln!("service: not installed (the CLI starts secretctld on demand)"),
     }
     match crate::connect::existing().await? {
         Some(c) => {
             let st = c.status().await?;
-            println!(
+            outln!(
                 "daemon:  running, pid {}, version {}, {}",
                 st.pid,
                 st.version,
@@ -271,7 +272,7 @@ pub async fn status(print: bool) -> Result<()> {
                 }
             );
         }
-        None => println!("daemon:  not running"),
+        None => outln!("daemon:  not running"),
     }
     Ok(())
 }

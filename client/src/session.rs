@@ -89,7 +89,7 @@ pub async fn init(a: InitArgs, json_out: bool) -> Result<()> {
             })),
         }))?;
     } else {
-        println!(
+        outln!(
             "vault created at {} and unlocked (idle lock in {})",
             resp.vault_path,
             human_secs(idle_secs)
@@ -130,7 +130,7 @@ pub async fn unlock(a: UnlockArgs, json_out: bool) -> Result<()> {
             "idle_timeout_secs": resp.idle_timeout_secs,
         }))?;
     } else {
-        println!(
+        outln!(
             "unlocked until {} (idle timeout {})",
             deadline.as_deref().unwrap_or("-"),
             human_secs(resp.idle_timeout_secs)
@@ -146,7 +146,7 @@ pub async fn lock(json_out: bool) -> Result<()> {
         if json_out {
             print_json(&json!({"state": "locked", "daemon_running": false}))?;
         } else {
-            println!("vault is locked (daemon not running)");
+            outln!("vault is locked (daemon not running)");
         }
         return Ok(());
     };
@@ -164,9 +164,9 @@ pub async fn lock(json_out: bool) -> Result<()> {
             "was_unlocked": resp.was_unlocked,
         }))?;
     } else if resp.was_unlocked {
-        println!("vault locked");
+        outln!("vault locked");
     } else {
-        println!("vault is locked (it was not unlocked)");
+        outln!("vault is locked (it was not unlocked)");
     }
     Ok(())
 }
@@ -229,7 +229,7 @@ pub async fn status(json_out: bool) -> Result<()> {
     if json_out {
         return print_json(&status_json(&st));
     }
-    println!(
+    outln!(
         "daemon:    secretctld {} (pid {}, protocol {}{})",
         st.version,
         st.pid,
@@ -245,21 +245,21 @@ pub async fn status(json_out: bool) -> Result<()> {
         Ok(VaultState::Locked) => " (run 'secretctl unlock')",
         _ => "",
     };
-    println!("state:     {}{next}", state_name(st.state));
+    outln!("state:     {}{next}", state_name(st.state));
     if let Some(d) = time_ms(st.idle_lock_deadline_unix_ms) {
-        println!(
+        outln!(
             "idle lock: {d} (idle timeout {})",
             human_secs(st.idle_timeout_secs)
         );
     }
-    println!("vault:     {}", st.vault_path);
-    println!("socket:    {}", st.socket_path);
-    println!("secrets:   {}", st.secret_count);
-    println!("policy:    mcp-policy.yaml {}", st.policy_state);
-    println!("config:    config.yaml {}", st.config_state);
-    println!("caller:    {} ({})", st.caller_class, st.caller_reason);
+    outln!("vault:     {}", st.vault_path);
+    outln!("socket:    {}", st.socket_path);
+    outln!("secrets:   {}", st.secret_count);
+    outln!("policy:    mcp-policy.yaml {}", st.policy_state);
+    outln!("config:    config.yaml {}", st.config_state);
+    outln!("caller:    {} ({})", st.caller_class, st.caller_reason);
     if let Some(h) = &st.hardening {
-        println!("hardening: {}", hardening_line(h));
+        outln!("hardening: {}", hardening_line(h));
     }
     Ok(())
 }

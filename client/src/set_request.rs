@@ -56,11 +56,19 @@ fn metadata_only(args: &SetArgs) -> bool {
 /// Checks the key and the flags and decides the fields. `interactive`:
 /// stdin is a terminal, so missing template fields may be prompted for.
 pub fn plan(args: &SetArgs, interactive: bool) -> Result<SetPlan<'_>> {
-    names::validate_key(&args.key)
-        .map_err(|e| CliError::usage(format!("invalid key name '{}': {e}", args.key)))?;
+    names::validate_key(&args.key).map_err(|e| {
+        CliError::usage(format!(
+            "invalid key name '{}': {e}",
+            secretctl_proto::text::shown(&args.key)
+        ))
+    })?;
     for (i, f) in args.fields.iter().enumerate() {
         if args.fields[..i].iter().any(|g| g.name == f.name) {
-            return Err(CliError::usage(format!("field '{}' is given twice", f.name)).into());
+            return Err(CliError::usage(format!(
+                "field '{}' is given twice",
+                secretctl_proto::text::shown(&f.name)
+            ))
+            .into());
         }
     }
     let bare: Vec<&str> = args

@@ -26,6 +26,24 @@ pub fn inherited_listener() -> Result<Option<UnixListener>, StartError> {
         .context_of(|| "LISTEN_FDS is set but fd 3 is not a listening Unix socket".into())
 }
 
+/// How many listening sockets systemd passed us (fd 3 onwards): the
+/// `LISTEN_FDS` count when `LISTEN_PID` is our pid, else 0. Read before
+/// anything else runs, so inherited descriptors beyond them can be closed.
+pub fn passed_fd_count() -> i32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    if !ours {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .filter(|n| (0..=64).contains(n))
+        .unwrap_or(0)
+}
+
 /// Tells systemd we are ready (`Type=notify`), when it asked us to.
 pub fn notify_ready() {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
@@ -64,6 +82,14 @@ mod tests {
         let mut buf = [0u8; 16];
         let n = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"READY=1");
+    }
+
+    #[test]
+    fn passed_fds_need_our_pid() {
+        // The test runner is not socket-activated.
+        if std::env::var_os("LISTEN_PID").is_none() {
+            assert_eq!(passed_fd_count(), 0);
+        }
     }
 
     #[test]

@@ -133,6 +133,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
+        crate::yaml_guard::check_depth(text, crate::yaml_guard::MAX_DEPTH)?;
         let raw: RawConfig = yaml_serde::from_str(text).map_err(|e| match e.location() {
             Some(loc) => format!("line {}: {e}", loc.line()),
             None => e.to_string(),

@@ -7,6 +7,7 @@ pub mod applied;
 pub mod audit;
 pub mod caller;
 pub mod config;
+pub mod conns;
 pub mod crypto;
 pub mod error;
 #[allow(unsafe_code)]
@@ -22,3 +23,4 @@ pub mod service;
 pub mod session;
 pub mod store;
 pub mod vault;
+pub mod yaml_guard;

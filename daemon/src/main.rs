@@ -36,6 +36,10 @@ fn main() -> std::process::ExitCode {
     // first (no logging: its stdio belongs to the run's child).
     let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     secretctld::runner::supervisor::run_if_asked(&argv);
+    // The daemon proper. Descriptors our parent leaked to us (without
+    // close-on-exec) would reach every run's child: close them all but
+    // stdio and the sockets a service manager passes (LISTEN_FDS).
+    hardening::close_inherited_fds(3 + activation::passed_fd_count());
     let args = Args::parse();
     init_tracing();
     match run(args) {
@@ -94,6 +98,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let _instance = server::take_instance_lock(&socket)?;
 
     let vault_path = home.join(paths::VAULT_FILE);
+    check_not_linked(&vault_path)?;
     let vault = Vault::open(&vault_path).context("cannot open the vault")?;
     let audit =
         secretctld::audit::Audit::start(&home.join(paths::AUDIT_DIR), config.audit_segment_bytes)
@@ -115,7 +120,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let served = runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let listener = match inherited {
             Some(l) => l
                 .set_nonblocking(true)
@@ -123,26 +128,56 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .context("cannot use the inherited socket")?,
             None => server::bind(&socket).await?,
         };
-        server::serve(session, listener).await?;
+        // The file we serve on: if it is deleted or replaced, we stop.
+        let bound = server::SocketFile::at(&socket);
+        server::serve(session, listener, bound).await?;
         Ok::<_, anyhow::Error>(())
     });
+    // Tasks still running (a blocking KDF, a run's last bytes) must not
+    // hold the exit: stopping already has its bound.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     // The final lock record (and everything queued before it) is on disk
     // before the process ends.
     audit.close();
-    served
+    result
 }
 
-/// Creates the data directory with mode 0700; warns if an existing one is open.
+/// Creates the data directory with mode 0700, and refuses an existing one
+/// that is a symlink, not ours, or open to others (naming the fix), as
+/// for the socket directory.
 fn ensure_home(home: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(home)
         .with_context(|| format!("cannot create data directory {}", home.display()))?;
-    let mode = std::fs::metadata(home)?.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        tracing::warn!(dir = %home.display(), mode = format!("{mode:04o}"), "data directory is open to group or others: run chmod 700 on it");
-    }
+    server::check_private(
+        home,
+        nix::unistd::geteuid().as_raw(),
+        server::PrivateDir::Home,
+    )?;
     Ok(())
+}
+
+/// Refuses a vault file that is a symlink or not ours: the vault library
+/// opens paths following symlinks, so it is checked first (the private data
+/// directory keeps it from being swapped afterwards).
+fn check_not_linked(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot inspect {}", path.display())),
+        Ok(m) if m.file_type().is_symlink() => anyhow::bail!(
+            "{} is a symlink: refusing to open it (move the real file there: mv \"$(readlink -f {0})\" {0})",
+            path.display()
+        ),
+        Ok(m) if !m.is_file() => anyhow::bail!("{} is not a regular file", path.display()),
+        Ok(m) if m.uid() != nix::unistd::geteuid().as_raw() => anyhow::bail!(
+            "{} is owned by uid {}, not by you: refusing to open it",
+            path.display(),
+            m.uid()
+        ),
+        Ok(_) => Ok(()),
+    }
 }

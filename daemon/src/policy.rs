@@ -5,8 +5,10 @@
 //! `applied`), and the applied copy is what runs are checked against.
 //!
 //! Invariants: the file is read through `private_file` (`O_NOFOLLOW`, a
-//! regular file of ours without group/other bits); unknown keys and any
-//! `version` but 1 are refused with a message naming them.
+//! regular file of ours without group/other bits, at most 1 MiB); its
+//! nesting is checked before parsing (`yaml_guard`), so a hostile file
+//! cannot make parsing slow; unknown keys and any `version` but 1 are
+//! refused with a message naming them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,6 +76,7 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
 
 /// Parses and validates policy text.
 pub fn parse(text: &str) -> Result<Policy, String> {
+    crate::yaml_guard::check_depth(text, crate::yaml_guard::MAX_DEPTH)?;
     let policy: Policy = yaml_serde::from_str(text).map_err(|e| match e.location() {
         Some(loc) => format!("line {}: {e}", loc.line()),
         None => e.to_string(),

@@ -1,21 +1,32 @@
 //! The socket: where it lives, who may connect, and the serve loop.
 //!
 //! Invariants (contract §2–3):
-//! - The socket directory is 0700 and ours; we refuse to start on a
-//!   symlinked, foreign-owned or group/other-accessible directory rather
-//!   than "fix" it, since someone else may already be watching it.
-//! - One daemon per socket: a lock file held for the daemon's lifetime.
+//! - The socket directory (and the data directory, `main.rs`) is 0700 and
+//!   ours; we refuse to start on a symlinked, foreign-owned or
+//!   group/other-accessible directory rather than "fix" it, since someone
+//!   else may already be watching it.
+//! - One daemon per socket: a lock file (opened `O_NOFOLLOW`) held for the
+//!   daemon's lifetime.
 //! - A stale socket is removed only when connecting to it is refused.
 //! - Every accepted connection's peer uid must equal ours; others are closed
 //!   before a byte is read, and logged with their pid and uid.
+//! - Connections are capped and idle ones closed (`conns`); HTTP/2 allows
+//!   [`conns::MAX_STREAMS`] streams per connection; every service accepts
+//!   and sends messages up to `MAX_MESSAGE`, like the clients.
+//! - Stopping (SIGTERM, SIGINT, or the socket file deleted or replaced):
+//!   the vault is locked **first**, the socket removed (if it is still
+//!   ours) so no new client comes, runs are ended (SIGTERM to their group,
+//!   killed after the grace), and whatever is still open after
+//!   [`STOP_WITHIN`] is dropped: the daemon exits within that bound.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
-use secretctl_proto::client::MAX_MESSAGE;
+use secretctl_proto::client::{MAX_AUDIT_MESSAGE, MAX_MESSAGE};
 use secretctl_proto::v1::agent_server::AgentServer;
 use secretctl_proto::v1::audit_server::AuditServer;
 use secretctl_proto::v1::daemon_server::DaemonServer;
@@ -27,6 +38,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::agent::AgentService;
 use crate::caller::Conn;
 use crate::caller::conn::PeerStream;
+use crate::conns;
 use crate::error::{IoContext, StartError};
 use crate::runner::RunnerService;
 use crate::service::daemon::DaemonService;
@@ -56,31 +68,50 @@ pub fn prepare_socket_dir(dir: &Path) -> Result<(), StartError> {
     check_private_dir(dir, nix::unistd::geteuid().as_raw())
 }
 
-/// Refuses a directory that is a symlink, not ours, or open to others.
+/// Refuses a socket directory that is a symlink, not ours, or open to others.
 pub fn check_private_dir(dir: &Path, uid: u32) -> Result<(), StartError> {
+    check_private(dir, uid, PrivateDir::Socket)
+}
+
+/// Which private directory is checked, for the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivateDir {
+    /// The socket's directory (`SECRETCTL_SOCKET`).
+    Socket,
+    /// The data directory (`SECRETCTL_HOME`).
+    Home,
+}
+
+/// Refuses a directory that is a symlink, not a directory, not ours, or
+/// open to group or others; each message names the fix.
+pub fn check_private(dir: &Path, uid: u32, which: PrivateDir) -> Result<(), StartError> {
+    let (what, var) = match which {
+        PrivateDir::Socket => ("socket directory", "SECRETCTL_SOCKET to a path in"),
+        PrivateDir::Home => ("data directory", "SECRETCTL_HOME to"),
+    };
     let meta = std::fs::symlink_metadata(dir)
-        .context_of(|| format!("cannot inspect socket directory {}", dir.display()))?;
+        .context_of(|| format!("cannot inspect {what} {}", dir.display()))?;
     let d = dir.display();
     if meta.file_type().is_symlink() {
         return Err(StartError::Refused(format!(
-            "socket directory {d} is a symlink: refusing to use it (remove it, or set SECRETCTL_SOCKET to a path in a private directory)"
+            "{what} {d} is a symlink: refusing to use it (replace it with the directory itself, or set {var} a private directory)"
         )));
     }
     if !meta.is_dir() {
         return Err(StartError::Refused(format!(
-            "socket directory {d} is not a directory"
+            "{what} {d} is not a directory"
         )));
     }
     if meta.uid() != uid {
         return Err(StartError::Refused(format!(
-            "socket directory {d} is owned by uid {}, not by you (uid {uid}): refusing to use it",
+            "{what} {d} is owned by uid {}, not by you (uid {uid}): refusing to use it (set {var} a private directory of yours)",
             meta.uid()
         )));
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(StartError::Refused(format!(
-            "socket directory {d} has mode {mode:04o}, open to group or others: run 'chmod 700 {d}'"
+            "{what} {d} has mode {mode:04o}, open to group or others: run 'chmod 700 {d}'"
         )));
     }
     Ok(())
@@ -88,13 +119,32 @@ pub fn check_private_dir(dir: &Path, uid: u32) -> Result<(), StartError> {
 
 /// Takes the one-daemon-per-socket lock at `<socket>.lock`.
 pub fn take_instance_lock(socket: &Path) -> Result<Flock<std::fs::File>, StartError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = lock_path(socket);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
-        .context_of(|| format!("cannot open lock file {}", path.display()))?;
+        .context_of(|| {
+            format!(
+                "cannot open lock file {} (a symlink is refused)",
+                path.display()
+            )
+        })?;
+    let meta = file
+        .metadata()
+        .context_of(|| format!("cannot inspect lock file {}", path.display()))?;
+    let uid = nix::unistd::geteuid().as_raw();
+    if !meta.is_file() || meta.uid() != uid {
+        return Err(StartError::Refused(format!(
+            "lock file {} is not a regular file of yours (owner uid {}): remove it",
+            path.display(),
+            meta.uid()
+        )));
+    }
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
         StartError::Refused(format!(
             "another secretctld already serves {} (lock {} is held: {e})",
@@ -143,10 +193,12 @@ pub async fn bind(socket: &Path) -> Result<UnixListener, StartError> {
 }
 
 /// Accepts connections, passing on only those from our own uid, each
-/// with its caller classified (contract §9).
+/// with its place in the connection table and its caller classified
+/// (contract §9).
 fn peer_checked(
     listener: UnixListener,
     session: Arc<Session>,
+    table: Arc<conns::Table>,
 ) -> (
     ReceiverStream<std::io::Result<PeerStream>>,
     tokio::task::JoinHandle<()>,
@@ -167,10 +219,19 @@ fn peer_checked(
             };
             match stream.peer_cred() {
                 Ok(cred) if cred.uid() == uid => {
+                    // At the cap with every connection busy: close it
+                    // unread (logged by the table, rate-limited).
+                    let Some(admission) = table.admit(&stream) else {
+                        continue;
+                    };
                     let caller = session.caller.classify(cred.pid());
                     tracing::debug!(pid = ?cred.pid(), class = caller.class.as_str(), reason = %caller.reason, "connection");
                     let conn = Conn::new(crate::audit::peer(cred.pid(), cred.uid()), caller);
-                    if tx.send(Ok(PeerStream::new(stream, conn))).await.is_err() {
+                    if tx
+                        .send(Ok(PeerStream::new(stream, conn, Some(admission))))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -198,16 +259,97 @@ fn peer_checked(
     (ReceiverStream::new(rx), task)
 }
 
-/// Serves the daemon's services on `listener` until SIGTERM or SIGINT, then
-/// locks the vault (zeroizing the key) and removes the socket.
-pub async fn serve(session: Arc<Session>, listener: UnixListener) -> Result<(), StartError> {
-    let (incoming, accept_task) = peer_checked(listener, session.clone());
+/// How long stopping may take from the signal to exit: runs get SIGTERM at
+/// once and are killed after their grace (`KILL_GRACE`, 5 s); what is still
+/// open after this is dropped.
+pub const STOP_WITHIN: Duration = Duration::from_secs(10);
+/// How often the socket file is checked (a deleted or replaced socket is
+/// noticed within this).
+pub const SOCKET_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// The socket file as it was when we started serving: (device, inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketFile(u64, u64);
+
+impl SocketFile {
+    /// The file at `path` now, if any.
+    pub fn at(path: &Path) -> Option<SocketFile> {
+        std::fs::symlink_metadata(path)
+            .ok()
+            .map(|m| SocketFile(m.dev(), m.ino()))
+    }
+}
+
+/// Why the daemon stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Signal(&'static str),
+    /// The socket file was deleted: no client can reach us any more.
+    SocketDeleted,
+    /// Another file (another daemon's socket) took the socket's path.
+    SocketReplaced,
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Signal(s) => write!(f, "{s}"),
+            Stop::SocketDeleted => f.write_str("the socket file was deleted"),
+            Stop::SocketReplaced => f.write_str("the socket file was replaced"),
+        }
+    }
+}
+
+/// Serves the daemon's services on `listener` until SIGTERM or SIGINT, or
+/// until the socket file (`bound`: as it was when serving started) is
+/// deleted or replaced. Then it locks the vault at once (zeroizing the
+/// key), removes the socket if it is still ours, ends the runs and returns
+/// within [`STOP_WITHIN`].
+pub async fn serve(
+    session: Arc<Session>,
+    listener: UnixListener,
+    bound: Option<SocketFile>,
+) -> Result<(), StartError> {
+    let table = conns::Table::new(conns::Limits::for_this_process());
+    let (incoming, accept_task) = peer_checked(listener, session.clone(), table.clone());
+    let stop_accepting = accept_task.abort_handle();
     let idle = tokio::spawn(session.clone().run_idle_timer());
     let orphans = tokio::spawn(crate::runner::orphans::watch(session.clone()));
-    tracing::info!(socket = %session.paths.socket.display(), pid = std::process::id(), service_managed = session.service_managed, "secretctld ready");
+    let sweeper = tokio::spawn(table.clone().sweep_forever());
+    tracing::info!(
+        socket = %session.paths.socket.display(),
+        pid = std::process::id(),
+        service_managed = session.service_managed,
+        max_connections = table.limits().max_connections,
+        "secretctld ready"
+    );
     crate::activation::notify_ready();
-    let result = tonic::transport::Server::builder()
-        .add_service(DaemonServer::new(DaemonService::new(session.clone())))
+
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<Stop>();
+    let stopping = {
+        let session = session.clone();
+        async move {
+            let why = stop_requested(&session.paths.socket, bound).await;
+            tracing::info!(reason = %why, "stopping: locking the vault first");
+            session.lock(LockReason::Shutdown, None);
+            stop_accepting.abort();
+            remove_socket_if_ours(&session, bound);
+            session.begin_shutdown();
+            let _ = stopped_tx.send(why);
+        }
+    };
+    let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(conns::MAX_STREAMS)
+        // No HTTP/2 keepalive: a client suspended with Ctrl-Z (its run
+        // still going) would miss the pings and lose its run. A peer that
+        // dies closes its socket; idle ones are closed by `conns`.
+        .http2_keepalive_interval(None)
+        .layer(conns::TrackLayer)
+        .add_service(
+            DaemonServer::new(DaemonService::new(session.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
         .add_service(
             VaultServer::new(VaultService::new(session.clone()))
                 .max_decoding_message_size(MAX_MESSAGE)
@@ -225,34 +367,100 @@ pub async fn serve(session: Arc<Session>, listener: UnixListener) -> Result<(), 
         )
         .add_service(
             AuditServer::new(crate::service::audit::AuditService::new(session.clone()))
-                .max_encoding_message_size(MAX_MESSAGE * 4),
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_AUDIT_MESSAGE),
         )
-        .serve_with_incoming_shutdown(incoming, shutdown_signal())
-        .await;
+        .serve_with_incoming_shutdown(incoming, stopping);
+    let bounded = async {
+        match stopped_rx.await {
+            Ok(why) => {
+                tokio::time::sleep(STOP_WITHIN).await;
+                tracing::warn!(
+                    reason = %why,
+                    connections = table.len(),
+                    "still serving {} s after the stop: closing what is left",
+                    STOP_WITHIN.as_secs()
+                );
+            }
+            // The server ended by itself (an error): nothing to bound.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        r = server => r,
+        () = bounded => Ok(()),
+    };
     accept_task.abort();
     idle.abort();
     orphans.abort();
+    sweeper.abort();
+    // Locked already when a stop was asked for; not if serving failed.
     session.lock(LockReason::Shutdown, None);
-    if !session.service_managed {
-        // An inherited socket belongs to the service manager, which reuses it.
-        let _ = std::fs::remove_file(&session.paths.socket);
-    }
+    // The audit writer is drained and joined in main, once the runtime is
+    // down (Audit::close blocks).
+    remove_socket_if_ours(&session, bound);
     tracing::info!("secretctld stopped");
     Ok(result?)
 }
 
-async fn shutdown_signal() {
+/// Removes the socket file, unless a service manager owns it or it is no
+/// longer the one we bound (a new daemon's).
+fn remove_socket_if_ours(session: &Session, bound: Option<SocketFile>) {
+    if session.service_managed {
+        // An inherited socket belongs to the service manager, which reuses it.
+        return;
+    }
+    let path = &session.paths.socket;
+    if bound.is_some() && SocketFile::at(path) == bound {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Resolves when the daemon should stop: SIGTERM, SIGINT, or the socket
+/// file no longer being `bound` (checked every [`SOCKET_CHECK_EVERY`]).
+/// Service-managed sockets are watched too: a daemon nobody can reach
+/// should not keep the key, and the service manager starts a new one on
+/// the next connection to a recreated socket.
+async fn stop_requested(socket: &Path, bound: Option<SocketFile>) -> Stop {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; stop secretctld with SIGKILL");
-        return std::future::pending().await;
+    let signals = async {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::warn!("cannot install signal handlers; stop secretctld with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => Stop::Signal("SIGTERM"),
+            _ = int.recv() => Stop::Signal("SIGINT"),
+        }
+    };
+    let watch = async {
+        let Some(bound) = bound else {
+            tracing::warn!(socket = %socket.display(), "the socket file cannot be inspected: a deleted socket will not be noticed");
+            return std::future::pending().await;
+        };
+        let mut tick = tokio::time::interval(SOCKET_CHECK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match SocketFile::at(socket) {
+                Some(now) if now == bound => {}
+                Some(_) => {
+                    tracing::warn!(socket = %socket.display(), "the socket file was replaced by another one");
+                    return Stop::SocketReplaced;
+                }
+                None => {
+                    tracing::warn!(socket = %socket.display(), "the socket file was deleted: no client can reach this daemon");
+                    return Stop::SocketDeleted;
+                }
+            }
+        }
     };
     tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        why = signals => why,
+        why = watch => why,
     }
 }
 

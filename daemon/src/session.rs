@@ -87,6 +87,8 @@ pub struct Session {
     vault: RwLock<Option<Arc<Vault>>>,
     unlocked: Mutex<Option<Unlocked>>,
     deadline_tx: watch::Sender<Option<Instant>>,
+    /// True once the daemon is stopping: runs in progress are ended.
+    stopping: watch::Sender<bool>,
 }
 
 impl Session {
@@ -115,6 +117,7 @@ impl Session {
             vault: RwLock::new(vault),
             unlocked: Mutex::new(None),
             deadline_tx: watch::Sender::new(None),
+            stopping: watch::Sender::new(false),
         })
     }
 
@@ -194,6 +197,17 @@ impl Session {
             self.audit.locked();
         }
         was.is_some()
+    }
+
+    /// Tells every run in progress that the daemon is stopping (they end
+    /// like a timeout: SIGTERM to the group, the tree killed after a grace).
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Becomes true when the daemon starts stopping.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// The limits on agent runs now in force (the applied config's).

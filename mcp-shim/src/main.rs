@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod split;
+mod stdio;
 mod tools;
 
 use anyhow::Context;
@@ -61,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
     let registered = tools::register(&client).await;
     tracing::info!(socket = %socket.display(), "secretctl-mcp serving on stdio");
     let service = tools::SecretctlTools::new(client, registered)
-        .serve(rmcp::transport::stdio())
+        .serve(stdio::stdio())
         .await
         .context("MCP initialisation failed")?;
     service.waiting().await.context("MCP session failed")?;

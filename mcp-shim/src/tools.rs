@@ -189,17 +189,20 @@ fn info(i: AgentSecretInfo) -> SecretInfo {
     }
 }
 
-/// One line explaining a failed call.
+/// One line explaining a failed call (control characters escaped: the
+/// message may echo an argument).
 fn reason(e: RpcError) -> String {
-    match e {
+    let line = match e {
         RpcError::Unreachable { .. } => {
             "secretctld is not running: ask the user to run 'secretctl unlock' in a terminal".into()
         }
-        RpcError::Refused { .. } => {
-            "secretctld refused this connection (it serves only its own user)".into()
+        RpcError::Status(s) => s.message().to_string(),
+        e @ (RpcError::Exited { .. } | RpcError::ShuttingDown { .. }) => {
+            format!("{e}: ask the user to run 'secretctl unlock' in a terminal")
         }
-        RpcError::Status(s) => s.message().replace('\n', " "),
-    }
+        e => e.to_string(),
+    };
+    secretctl_proto::text::one_line(&line, 2000)
 }
 
 fn timeout_ms(t: &Option<String>) -> Result<u64, String> {
@@ -307,7 +310,7 @@ impl SecretctlTools {
     /// again with the next one.
     fn fail(&self, s: tonic::Status) -> String {
         let e = self.client.classify(s);
-        if matches!(e, RpcError::Unreachable { .. } | RpcError::Refused { .. }) {
+        if e.is_connection() {
             self.registered.store(false, Ordering::SeqCst);
         }
         reason(e)

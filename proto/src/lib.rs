@@ -4,7 +4,8 @@
 //! the daemon's Unix socket ([`client`]), and the small vocabulary every piece
 //! must agree on: where files live ([`paths`]), what a key name is and how
 //! key patterns match ([`names`]), how durations are written
-//! ([`duration`]), and the rules every piece applies alike ([`rules`]). It links no cryptography and never decrypts
+//! ([`duration`]), the rules every piece applies alike ([`rules`]), and how
+//! outside text is shown ([`text`]). It links no cryptography and never decrypts
 //! anything.
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod names;
 pub mod paths;
 mod redacted;
 pub mod rules;
+pub mod text;
 mod wipe;
 
 /// Generated messages and services of package `secretctl.v1`.

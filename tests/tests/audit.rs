@@ -136,7 +136,7 @@ fn failed_unlocks_and_refused_connections_are_recorded_and_sealed() {
     let foreign = env
         .expose_socket_to_others("failed_unlocks_and_refused_connections_are_recorded_and_sealed");
     if foreign {
-        assert_code(&env.status_as_nobody(), 6, "foreign uid");
+        assert_eq!(env.dial_as_nobody(), "closed", "foreign uid");
     }
     // While locked nothing can be verified, so nothing is listed; the
     // records wait unsealed, each linked to the one before with the

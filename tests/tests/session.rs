@@ -335,9 +335,16 @@ fn another_uid_is_refused() {
     if !env.expose_socket_to_others("another_uid_is_refused") {
         return;
     }
+    // The CLI of another uid refuses the socket itself: not its own.
     let out = env.status_as_nobody();
     assert_code(&out, 6, "status as nobody");
-    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the socket is owned by uid 0, not by you (uid 65534)"),
+        "{}",
+        stderr(&out)
+    );
+    // A client that does not check is closed by the daemon unread.
+    assert_eq!(env.dial_as_nobody(), "closed");
     assert!(
         env.log_text()
             .contains("refused connection from another uid"),

@@ -86,6 +86,7 @@ fn is_executable_file(p: &Path) -> bool {
 /// Resolves the command as asked: a bare name through `trusted`, a path
 /// against `cwd`; symlinks resolved.
 pub fn resolve(asked: &str, cwd: &Path, trusted: &[PathBuf]) -> Result<PathBuf, String> {
+    let shown = secretctl_proto::text::shown(asked);
     if asked.is_empty() {
         return Err("no command given".into());
     }
@@ -94,10 +95,10 @@ pub fn resolve(asked: &str, cwd: &Path, trusted: &[PathBuf]) -> Result<PathBuf, 
         return match std::fs::canonicalize(&p) {
             Ok(real) if is_executable_file(&real) => Ok(real),
             Ok(real) => Err(format!(
-                "'{asked}' ({}) is not an executable file",
+                "'{shown}' ({}) is not an executable file",
                 real.display()
             )),
-            Err(_) => Err(format!("'{asked}' does not exist in {}", cwd.display())),
+            Err(_) => Err(format!("'{shown}' does not exist in {}", cwd.display())),
         };
     }
     for dir in trusted {
@@ -109,7 +110,7 @@ pub fn resolve(asked: &str, cwd: &Path, trusted: &[PathBuf]) -> Result<PathBuf, 
     }
     let dirs: Vec<String> = trusted.iter().map(|d| d.display().to_string()).collect();
     Err(format!(
-        "'{asked}' was not found in the trusted directories ({}): add its directory to trusted_directories in mcp-policy.yaml",
+        "'{shown}' was not found in the trusted directories ({}): add its directory to trusted_directories in mcp-policy.yaml",
         dirs.join(", ")
     ))
 }
@@ -153,7 +154,8 @@ pub fn check(policy: &Policy, argv: &[String], cwd: &Path) -> Result<PathBuf, Re
     for name in [asked_name, resolved_name] {
         if ALWAYS_DENIED.contains(&name) {
             return Err(Refused(format!(
-                "'{asked}' is always denied: it can print or reach every secret"
+                "'{}' is always denied: it can print or reach every secret",
+                secretctl_proto::text::shown(asked)
             )));
         }
     }
@@ -166,7 +168,8 @@ pub fn check(policy: &Policy, argv: &[String], cwd: &Path) -> Result<PathBuf, Re
         };
         if hit && args_match(&e, argv) {
             return Err(Refused(format!(
-                "'{asked}' is denied by denied_commands entry '{}'",
+                "'{}' is denied by denied_commands entry '{}'",
+                secretctl_proto::text::shown(asked),
                 e.text
             )));
         }
@@ -186,7 +189,7 @@ pub fn check(policy: &Policy, argv: &[String], cwd: &Path) -> Result<PathBuf, Re
     } else {
         Err(Refused(format!(
             "'{}' is not in allowed_commands of mcp-policy.yaml (default_action: deny)",
-            argv.join(" ")
+            secretctl_proto::text::shown(&argv.join(" "))
         )))
     }
 }
@@ -201,6 +204,7 @@ pub fn check_no_var_args(argv: &[String], injected: &[String]) -> Result<(), Ref
     for arg in argv.iter().skip(1) {
         for name in injected {
             if arg.contains(&format!("${name}")) || arg.contains(&format!("${{{name}}}")) {
+                let arg = secretctl_proto::text::shown(arg);
                 return Err(Refused(format!(
                     "argument '{arg}' names ${name}, but secretctl never expands variables (secrets travel only in the environment, never in argv): \
                      let the program read {name} from its environment, or run it through a shell, e.g. sh -c '... \"${name}\" ...'"
@@ -222,6 +226,25 @@ mod tests {
 
     fn policy(yaml: &str) -> Policy {
         parse(&format!("version: 1\n{yaml}")).unwrap()
+    }
+
+    #[test]
+    fn echoed_commands_are_cut_and_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = policy("allowed_commands: [ls]");
+        let hostile = format!("\x1b]0;x\x07{}", "a".repeat(10_000));
+        for asked in [hostile.clone(), format!("./{hostile}")] {
+            let e = check(&p, &argv(&[&asked]), dir.path()).unwrap_err().0;
+            assert!(!e.contains('\x1b') && !e.contains('\x07'), "{e:?}");
+            assert!(e.len() < 400, "{} bytes", e.len());
+        }
+        let e = check_no_var_args(
+            &argv(&["curl", &format!("\x1b[2J$TOKEN{}", "b".repeat(5000))]),
+            &["TOKEN".into()],
+        )
+        .unwrap_err()
+        .0;
+        assert!(!e.contains('\x1b') && e.len() < 600, "{e:?}");
     }
 
     #[test]

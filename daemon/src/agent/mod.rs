@@ -56,7 +56,9 @@ fn info(m: &SecretMeta) -> AgentSecretInfo {
 }
 
 fn check_key(key: &str) -> Result<(), Status> {
-    names::validate_key(key).map_err(|e| Status::invalid_argument(format!("key '{key}': {e}")))
+    names::validate_key(key).map_err(|e| {
+        Status::invalid_argument(format!("key '{}': {e}", secretctl_proto::text::shown(key)))
+    })
 }
 
 /// `****` plus the last 4 characters for values of 12+ characters: a fixed
@@ -185,7 +187,12 @@ impl AgentService {
                 .fields
                 .iter()
                 .find(|f| f.name == field)
-                .ok_or_else(|| Status::not_found(format!("secret '{key}' has no field '{field}'")))?;
+                .ok_or_else(|| {
+                    Status::not_found(format!(
+                        "secret '{key}' has no field '{}'",
+                        secretctl_proto::text::shown(&field)
+                    ))
+                })?;
             if f.sensitive {
                 return Err(Status::permission_denied(format!(
                     "field '{field}' of '{key}' is sensitive: agents never see sensitive values (use secret_run to inject it)"

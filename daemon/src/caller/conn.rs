@@ -1,6 +1,8 @@
 //! The accepted socket with its [`Conn`] attached: tonic hands the `Conn`
 //! to every request on the connection (`Request::extensions`), so the
-//! caller is classified once per connection, not once per request.
+//! caller is classified once per connection, not once per request. It also
+//! holds the connection's place in the connection table (`conns`), freed
+//! when the stream is dropped.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,31 +13,48 @@ use tokio::net::UnixStream;
 use tonic::transport::server::Connected;
 
 use super::Conn;
+use crate::conns::{Admission, Slot};
 
 /// A connection and who is at its other end.
 pub struct PeerStream {
+    // Declared first, so dropped first: the place is freed before the
+    // descriptor is closed (see `conns`).
+    admission: Option<Admission>,
     inner: UnixStream,
     conn: Arc<Conn>,
 }
 
 impl PeerStream {
-    pub fn new(inner: UnixStream, conn: Conn) -> PeerStream {
+    pub fn new(inner: UnixStream, conn: Conn, admission: Option<Admission>) -> PeerStream {
         PeerStream {
+            admission,
             inner,
             conn: Arc::new(conn),
         }
     }
 }
 
-/// What each request of a connection carries in its extensions.
-#[derive(Debug, Clone)]
-pub struct ConnInfo(pub Arc<Conn>);
+/// What each request of a connection carries in its extensions: who is
+/// calling, and the connection's activity (requests in flight).
+#[derive(Clone)]
+pub struct ConnInfo(pub Arc<Conn>, pub Option<Arc<Slot>>);
+
+impl std::fmt::Debug for ConnInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ConnInfo")
+            .field(&self.0)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Connected for PeerStream {
     type ConnectInfo = ConnInfo;
 
     fn connect_info(&self) -> ConnInfo {
-        ConnInfo(self.conn.clone())
+        ConnInfo(
+            self.conn.clone(),
+            self.admission.as_ref().map(Admission::slot),
+        )
     }
 }
 

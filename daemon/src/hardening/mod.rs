@@ -6,6 +6,7 @@
 //! | `process` | no core dumps, no same-uid ptrace ([`harden_process`]); [`report`] of the live state for `status` |
 //! | `locked` | the one mlocked, zeroed-on-drop page that holds the data key ([`LockedPage`]) |
 //! | `child` | what a run's child and supervisor need: a controlling terminal, window size, passing and taking descriptors |
+//! | `fds` | closing descriptors the daemon inherited by accident ([`close_inherited_fds`]) |
 //! | `launchd` | macOS socket activation (`launch_activate_socket`), called by `activation` |
 //!
 //! Invariants:
@@ -17,12 +18,14 @@
 //! - Every `unsafe` block has a `// SAFETY:` note.
 
 mod child;
+mod fds;
 #[cfg(target_os = "macos")]
 mod launchd;
 mod locked;
 mod process;
 
 pub use child::{controlling_tty, inherit_fd_as, set_window_size, take_inherited_fd, take_stdio};
+pub use fds::close_inherited_fds;
 #[cfg(target_os = "macos")]
 pub use launchd::launchd_socket;
 pub use locked::{LockedPage, PAGE};

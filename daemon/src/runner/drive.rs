@@ -10,7 +10,8 @@
 //! Invariants:
 //! - No output byte is sent before passing the redactor.
 //! - Timeout: SIGTERM to the child's process group, then the whole tree is
-//!   killed after [`KILL_GRACE`].
+//!   killed after [`KILL_GRACE`]. The daemon stopping ends a run the same
+//!   way, and its exit says so ([`STOPPED`]).
 //! - A receiver that goes away gets the whole tree killed.
 //! - The loop ends only when the supervisor is gone, that is when no
 //!   process of the run is left.
@@ -41,6 +42,9 @@ pub type Sink = mpsc::Sender<Result<RunOutput, Status>>;
 /// Called with a run's exit, once.
 pub type OnExit = Box<dyn FnOnce(&RunExit) + Send>;
 pub(super) type Reader = Box<dyn AsyncRead + Unpin + Send>;
+
+/// The error of a run ended because the daemon is stopping.
+pub const STOPPED: &str = "secretctld is shutting down: the run was ended";
 
 /// Longest wait for the supervisor to report the tree gone after `kill`.
 const TREE_GONE_WITHIN: Duration = Duration::from_secs(10);
@@ -154,6 +158,8 @@ enum Event {
     Deadline,
     KillGrace,
     Flush,
+    /// The daemon is stopping.
+    Stopping,
 }
 
 async fn sleep_opt(at: Option<Instant>) {
@@ -180,6 +186,9 @@ pub struct RunLoop {
     deadline: Option<Instant>,
     kill_at: Option<Instant>,
     flush_at: Option<Instant>,
+    /// Becomes true when the daemon stops; `None` once acted upon.
+    stopping: Option<tokio::sync::watch::Receiver<bool>>,
+    stopped: bool,
 }
 
 impl RunLoop {
@@ -191,6 +200,7 @@ impl RunLoop {
         (out, err): (Stream, Stream),
         timeout: Option<Duration>,
         tx: Sink,
+        stopping: tokio::sync::watch::Receiver<bool>,
     ) -> RunLoop {
         let started = Instant::now();
         RunLoop {
@@ -207,6 +217,8 @@ impl RunLoop {
             deadline: timeout.map(|t| started + t),
             kill_at: None,
             flush_at: None,
+            stopping: Some(stopping),
+            stopped: false,
         }
     }
 
@@ -222,6 +234,7 @@ impl RunLoop {
                 Event::Deadline => self.on_deadline(),
                 Event::KillGrace => self.on_kill_grace(),
                 Event::Flush => self.on_flush(&mut sends),
+                Event::Stopping => self.on_stopping(),
             }
             for msg in sends {
                 if self.tx.send(Ok(msg)).await.is_err() {
@@ -261,6 +274,7 @@ impl RunLoop {
             _ = sleep_opt(self.deadline), if timing => Event::Deadline,
             _ = sleep_opt(self.kill_at), if self.kill_at.is_some() => Event::KillGrace,
             _ = sleep_opt(self.flush_at), if self.flush_at.is_some() => Event::Flush,
+            () = stopping(&mut self.stopping) => Event::Stopping,
         }
     }
 
@@ -277,6 +291,17 @@ impl RunLoop {
     fn on_deadline(&mut self) {
         self.timed_out = true;
         tracing::info!("run timed out: SIGTERM to its process group");
+        self.control.signal(nix::sys::signal::Signal::SIGTERM);
+        self.kill_at = Some(Instant::now() + KILL_GRACE);
+    }
+
+    fn on_stopping(&mut self) {
+        self.stopping = None;
+        if self.exited.is_some() || self.failed.is_some() {
+            return;
+        }
+        self.stopped = true;
+        tracing::info!("daemon stopping: SIGTERM to the run's process group");
         self.control.signal(nix::sys::signal::Signal::SIGTERM);
         self.kill_at = Some(Instant::now() + KILL_GRACE);
     }
@@ -336,6 +361,8 @@ impl RunLoop {
             timed_out: self.timed_out,
             error: if self.exited.is_none() {
                 "the run's supervisor ended without reporting the exit".into()
+            } else if self.stopped {
+                STOPPED.into()
             } else {
                 String::new()
             },
@@ -343,6 +370,17 @@ impl RunLoop {
             duration_ms,
         }
     }
+}
+
+/// Resolves when the daemon starts stopping (at once if it already is);
+/// never when `rx` is `None` or its sender is gone.
+async fn stopping(rx: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    if let Some(rx) = rx
+        && rx.wait_for(|s| *s).await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }
 
 /// The supervisor's next report; `None` at its end. Lines it never writes

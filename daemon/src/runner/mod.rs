@@ -39,6 +39,9 @@ pub use drive::{OnExit, Sink, exit_msg};
 pub use prepare::{Mode, Prepared, RunError, RunSpec, prepare};
 use spawn::{Io, Spawned};
 
+/// How long a run's start message may take to arrive.
+const START_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The run service for the CLI.
 pub struct RunnerService {
     session: Arc<Session>,
@@ -67,7 +70,15 @@ impl Runner for RunnerService {
             Mode::User
         };
         let mut input = req.into_inner();
-        let start = match input.message().await? {
+        let first = tokio::time::timeout(START_WITHIN, input.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "a run must send its start message within {} s",
+                    START_WITHIN.as_secs()
+                ))
+            })?;
+        let start = match first? {
             Some(RunInput {
                 kind: Some(run_input::Kind::Start(s)),
             }) => s,
@@ -215,6 +226,7 @@ pub fn launch(
             streams,
             timeout,
             tx,
+            session.stopping(),
         )
         .run(on_exit)
         .await;

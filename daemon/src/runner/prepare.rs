@@ -168,7 +168,7 @@ pub fn validate(spec: &mut RunSpec, mode: Mode) -> Result<PathBuf, RunError> {
     if !cwd.is_absolute() || !cwd.is_dir() {
         return Err(RunError::Invalid(format!(
             "working directory '{}' is not an existing absolute directory",
-            spec.cwd
+            secretctl_proto::text::shown(&spec.cwd)
         )));
     }
     // The daemon's own variables never reach the child.

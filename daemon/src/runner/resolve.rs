@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use secretctl_proto::names;
+use secretctl_proto::text;
 use zeroize::Zeroizing;
 
 use crate::keyring::DataKey;
@@ -105,8 +106,9 @@ pub fn resolve(
     let mut out = Vec::new();
     let mut done_keys = std::collections::BTreeSet::new();
     for pattern in patterns {
-        names::validate_pattern(pattern)
-            .map_err(|e| ResolveError::Invalid(format!("key pattern '{pattern}': {e}")))?;
+        names::validate_pattern(pattern).map_err(|e| {
+            ResolveError::Invalid(format!("key pattern '{}': {e}", text::shown(pattern)))
+        })?;
         let rw: Rewritten = match &policy {
             Some(p) => p.rewrite(alias, pattern).map_err(ResolveError::Policy)?,
             None => policy::unchanged(pattern),

@@ -451,36 +451,66 @@ impl Env {
         true
     }
 
-    /// `secretctl status` run as `nobody`. The binary is copied into the
-    /// (exposed) temp dir first: the build tree may sit below directories
-    /// `nobody` cannot enter, and then exec would fail before any connection.
+    /// `secretctl status` run as `nobody`. The CLI refuses the socket
+    /// itself (it is not nobody's), before the daemon sees anything.
     pub fn status_as_nobody(&self) -> Output {
+        let mut cmd = self.as_nobody(&bin("secretctl"), "secretctl-as-nobody");
+        self.apply(&mut cmd);
+        cmd.arg("status");
+        spawn_retrying(cmd, "secretctl status as nobody")
+    }
+
+    /// A raw connection to the daemon's socket from `nobody` (see
+    /// [`peer_helper`]): what the daemon's own peer check does with another
+    /// uid, whatever a client would check first. Returns the helper's line
+    /// (`closed` when the daemon hung up without a byte).
+    pub fn dial_as_nobody(&self) -> String {
+        let mut cmd = self.as_nobody(&peer_helper(), "sc-peer-as-nobody");
+        cmd.arg("dial").arg(&self.socket);
+        stdout(&spawn_retrying(cmd, "sc-peer dial as nobody"))
+            .trim()
+            .to_string()
+    }
+
+    /// A command running a copy of `program` as `nobody` (uid and gid
+    /// 65534). The copy lives in the (exposed) temp dir: the build tree may
+    /// sit below directories `nobody` cannot enter, and then exec would fail
+    /// before any connection.
+    pub fn as_nobody(&self, program: &Path, name: &str) -> Command {
         use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
-        let copy = self.dir.path().join("secretctl-as-nobody");
-        std::fs::copy(bin("secretctl"), &copy).expect("copy secretctl");
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod copy");
-        // Another test thread forking while the copy was open for writing
-        // makes exec fail with ETXTBSY until that child execs: retry.
-        for _ in 0..100 {
-            let mut cmd = Command::new(&copy);
-            self.apply(&mut cmd);
-            cmd.arg("status")
-                .uid(65534)
-                .gid(65534)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            match cmd.spawn() {
-                Ok(child) => return wait_output(child, CLI_LIMIT, "secretctl status as nobody"),
-                Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => panic!("spawn the copy of secretctl: {e}"),
-            }
+        let copy = self.dir.path().join(name);
+        if !copy.exists() {
+            std::fs::copy(program, &copy).expect("copy the program");
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod copy");
         }
-        panic!("the copy of secretctl stayed busy");
+        let mut cmd = Command::new(&copy);
+        cmd.uid(65534)
+            .gid(65534)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Waits for the daemon this env started to exit by itself, at most
+    /// `limit`; `None` if it is still running then (it keeps running).
+    pub fn wait_daemon_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.daemon.as_mut()?;
+        let deadline = Instant::now() + limit;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                self.daemon = None;
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(pause); // polling interval
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
 
     /// The daemon's pid, if running.
@@ -544,6 +574,35 @@ impl Drop for Env {
             }
         }
     }
+}
+
+/// The raw socket peer built with the tests (`tests/src/bin/sc-peer.rs`):
+/// `listen SOCKET LOG` records what a client sends, `dial SOCKET` sees what
+/// a server does with a connection.
+pub fn peer_helper() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sc-peer"))
+}
+
+/// Spawns `cmd` and waits for it (see [`run`]); retries while exec fails
+/// with ETXTBSY: another test thread forking while a copied binary was
+/// open for writing keeps it busy until that child execs.
+pub fn spawn_retrying(cmd: Command, what: &str) -> Output {
+    wait_output(spawn_child_retrying(cmd, what), CLI_LIMIT, what)
+}
+
+/// Spawns `cmd`, retrying while exec fails with ETXTBSY (see
+/// [`spawn_retrying`]); the caller waits for the child.
+pub fn spawn_child_retrying(mut cmd: Command, what: &str) -> Child {
+    for _ in 0..100 {
+        match cmd.spawn() {
+            Ok(child) => return child,
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("spawn {what}: {e}"),
+        }
+    }
+    panic!("{what}: the binary stayed busy");
 }
 
 /// Arguments that start `program` under a small `sh` that waits for it.
