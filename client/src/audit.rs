@@ -197,9 +197,9 @@ pub async fn run(cmd: AuditCommand, json_out: bool) -> Result<()> {
             if json_out {
                 print_json(&json!({"acknowledged": r.gaps}))?;
             } else if r.gaps.is_empty() {
-                println!("no unacknowledged gap in the audit log");
+                outln!("no unacknowledged gap in the audit log");
             } else {
-                println!(
+                outln!(
                     "acknowledged the gap(s) recorded at seq {}",
                     r.gaps
                         .iter()
