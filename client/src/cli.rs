@@ -233,8 +233,8 @@ Examples:
   secretctl unlock --json    # {\"state\":\"unlocked\",\"idle_lock_deadline\":...}")]
 pub struct UnlockArgs {
     /// Idle timeout for this unlock (e.g. 30m, 8h; default 1h or the
-    /// daemon's config.yaml).
-    #[arg(long, value_name = "DUR", value_parser = flags::parse_duration)]
+    /// daemon's config.yaml); at least 1s.
+    #[arg(long, value_name = "DUR", value_parser = flags::parse_timeout)]
     pub timeout: Option<Duration>,
     /// Read the master password from stdin instead of a prompt.
     #[arg(long)]
@@ -378,7 +378,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub pty: bool,
     /// The command and its arguments, after --.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
@@ -530,9 +530,10 @@ mod tests {
                 .unwrap()
                 .json
         );
-        assert!(
-            Cli::try_parse_from(["secretctl", "run", "-k", "a"]).is_err(),
-            "command required"
-        );
+        // A missing command is explained by `run` itself (it names `--`).
+        match Cli::try_parse_from(["secretctl", "run", "-k", "a", "true"]).unwrap().command {
+            Command::Run(r) => assert!(r.command.is_empty() && r.keys == ["a", "true"]),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -114,6 +114,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     secretctl_proto::duration::parse(s).map_err(|e| e.to_string())
 }
 
+/// A timeout flag: a duration of at least one second (0 is refused, not
+/// read as "none").
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    secretctl_proto::duration::parse_timeout(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

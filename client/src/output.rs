@@ -119,7 +119,7 @@ mod tests {
         assert_eq!(time_ms(0), None);
         assert_eq!(time_ms(60_999).as_deref(), Some("1970-01-01T00:01:00Z"));
         assert_eq!(human_secs(3600), "1h");
-        assert_eq!(human_secs(5400), "1h 30m");
+        assert_eq!(human_secs(5400), "1h30m");
         let bad = SecretMeta {
             key: "x".into(),
             damaged: "secret 'x' is damaged".into(),

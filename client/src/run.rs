@@ -83,8 +83,17 @@ fn input(kind: run_input::Kind) -> RunInput {
 
 /// Runs the command; returns the exit code to use.
 pub async fn run(a: RunArgs) -> Result<i32> {
+    if a.command.is_empty() {
+        return Err(CliError::usage("no command to run")
+            .hint(format!(
+                "put the command after --, e.g. secretctl run -k {} -- CMD ARGS ({} was taken as a key pattern)",
+                a.keys.first().map(String::as_str).unwrap_or("KEY"),
+                a.keys.last().map(|k| format!("'{k}'")).unwrap_or_else(|| "everything".into())
+            ))
+            .into());
+    }
     let timeout_ms = match &a.timeout {
-        Some(t) => secretctl_proto::duration::parse(t)
+        Some(t) => secretctl_proto::duration::parse_timeout(t)
             .map_err(|e| CliError::usage(format!("--timeout: {e}")))?
             .as_millis() as u64,
         None => 0,
@@ -148,6 +157,12 @@ pub async fn run(a: RunArgs) -> Result<i32> {
                     eprintln!(
                         "secretctl run: {}",
                         secretctl_proto::text::one_line(&e.error, 2000)
+                    );
+                } else if e.timed_out {
+                    drop(_raw);
+                    eprintln!(
+                        "secretctl run: the command ran longer than --timeout {} and was stopped (exit 124)",
+                        a.timeout.as_deref().unwrap_or("?")
                     );
                 }
                 break Ok(e.code);

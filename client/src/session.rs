@@ -99,9 +99,8 @@ pub async fn init(a: InitArgs, json_out: bool) -> Result<()> {
 }
 
 pub async fn unlock(a: UnlockArgs, json_out: bool) -> Result<()> {
-    // 0 asks for the daemon's default; a sub-second request means "soon",
-    // not "default".
-    let timeout_secs = a.timeout.map_or(0, |d| d.as_secs().max(1));
+    // 0 asks for the daemon's default; the flag itself refuses 0.
+    let timeout_secs = a.timeout.map_or(0, |d| d.as_secs());
     let (client, st) = connect::connect().await?;
     if st.state == VaultState::Uninitialized as i32 {
         return Err(CliError::error("the vault is not initialized")

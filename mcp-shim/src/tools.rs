@@ -10,8 +10,8 @@ use schemars::JsonSchema;
 use secretctl_proto::client::{Client, RpcError};
 use secretctl_proto::duration;
 use secretctl_proto::v1::{
-    AgentGetFieldRequest, AgentKeyRequest, AgentListRequest, AgentRunRequest, AgentSecretInfo,
-    EnvVar, RegisterRequest, SecurityScoreRequest, register_request,
+    AgentGetFieldRequest, AgentKeyRequest, AgentListRequest, AgentPolicyRequest, AgentRunRequest,
+    AgentSecretInfo, EnvVar, RegisterRequest, SecurityScoreRequest, register_request,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -172,6 +172,28 @@ pub struct ScoreOut {
     pub issues: Vec<IssueOut>,
 }
 
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AliasOut {
+    /// The alias, for secret_run's `env`.
+    pub name: String,
+    /// "pattern -> target" rewrites of key patterns.
+    pub rules: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PolicyOut {
+    /// "deny" (only allowed commands run) or "allow".
+    pub default_action: String,
+    /// Entries: a name ("npm"), an argv prefix ("npm test") or a path ("./test.sh").
+    pub allowed_commands: Vec<String>,
+    pub denied_commands: Vec<String>,
+    /// Refused whatever the policy says.
+    pub always_denied: Vec<String>,
+    pub env_aliases: Vec<AliasOut>,
+    /// Where bare command names are looked up (never the agent's PATH).
+    pub trusted_directories: Vec<String>,
+}
+
 fn some_str(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
@@ -195,6 +217,9 @@ fn reason(e: RpcError) -> String {
     let line = match e {
         RpcError::Unreachable { .. } => {
             "secretctld is not running: ask the user to run 'secretctl unlock' in a terminal".into()
+        }
+        RpcError::Status(s) if s.message().starts_with(secretctl_proto::LOCKED_MESSAGE) => {
+            "the user's vault is locked: ask the user to unlock it in their own terminal ('secretctl unlock'); you cannot unlock it".into()
         }
         RpcError::Status(s) => s.message().to_string(),
         e @ (RpcError::Exited { .. } | RpcError::ShuttingDown { .. }) => {
@@ -517,6 +542,43 @@ impl SecretctlTools {
     }
 
     #[tool(
+        description = "What the user's command policy lets secret_run start: allowed and denied command entries, the default, commands always denied, env aliases (for the env argument) and the directories bare command names are looked up in. Check it before planning a run. Never returns secret values.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn secret_policy(&self) -> Result<Json<PolicyOut>, String> {
+        self.ready().await;
+        let r = self
+            .client
+            .agent()
+            .policy(AgentPolicyRequest {})
+            .await
+            .map_err(|s| self.fail(s))?
+            .into_inner();
+        if !r.error.is_empty() {
+            return Err(r.error);
+        }
+        Ok(Json(PolicyOut {
+            default_action: r.default_action,
+            allowed_commands: r.allowed_commands,
+            denied_commands: r.denied_commands,
+            always_denied: r.always_denied,
+            env_aliases: r
+                .env_aliases
+                .into_iter()
+                .map(|a| AliasOut {
+                    name: a.name,
+                    rules: a
+                        .rules
+                        .into_iter()
+                        .map(|r| format!("{} -> {}", r.pattern, r.target))
+                        .collect(),
+                })
+                .collect(),
+            trusted_directories: r.trusted_directories,
+        }))
+    }
+
+    #[tool(
         description = "Score the vault's hygiene: weak (short), duplicated, expired and soon-expiring secrets, by key name only. Never returns values.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
@@ -591,7 +653,7 @@ mod tests {
     }
 
     #[test]
-    fn eight_tools_with_schemas() {
+    fn nine_tools_with_schemas() {
         let router = SecretctlTools::tool_router();
         let tools = router.list_all();
         let mut names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
@@ -604,6 +666,7 @@ mod tests {
                 "secret_get_masked",
                 "secret_list",
                 "secret_list_fields",
+                "secret_policy",
                 "secret_run",
                 "secret_run_with_bindings",
                 "security_score"

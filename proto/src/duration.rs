@@ -23,9 +23,32 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     humantime::parse_duration(trimmed).map_err(|_| err())
 }
 
-/// Formats a duration compactly for people (`1h 30m`), dropping sub-seconds.
+/// Formats a duration the way people write one (`40d`, `8h`, `1h30m`,
+/// `90s`): days, hours, minutes and seconds, no months or years, so what
+/// is printed parses back to the same value. Sub-seconds are dropped.
 pub fn format(d: Duration) -> String {
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    let mut s = d.as_secs();
+    if s == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if s >= size {
+            out.push_str(&format!("{}{unit}", s / size));
+            s %= size;
+        }
+    }
+    out
+}
+
+/// Parses a timeout: like [`parse`], but zero (or less than a second) is
+/// refused rather than read as "none".
+pub fn parse_timeout(input: &str) -> Result<Duration, String> {
+    let d = parse(input).map_err(|e| e.to_string())?;
+    if d.as_secs() == 0 {
+        return Err(format!("timeout '{input}' is not at least 1s"));
+    }
+    Ok(d)
 }
 
 /// Formats unix seconds as RFC 3339 UTC (`2026-11-28T19:00:00Z`).
@@ -49,6 +72,28 @@ mod tests {
         assert_eq!(parse("8h").unwrap(), Duration::from_secs(8 * 3600));
         assert_eq!(parse("30d").unwrap(), Duration::from_secs(30 * 86400));
         assert_eq!(parse("1h30m").unwrap(), Duration::from_secs(5400));
+    }
+
+    #[test]
+    fn formats_as_written_and_round_trips() {
+        for (secs, text) in [
+            (40 * 86400, "40d"),
+            (30 * 86400, "30d"),
+            (5400, "1h30m"),
+            (90, "1m30s"),
+            (3600, "1h"),
+            (86400 + 1, "1d1s"),
+            (0, "0s"),
+        ] {
+            let d = Duration::from_secs(secs);
+            assert_eq!(format(d), text);
+            if secs > 0 {
+                assert_eq!(parse(text).unwrap(), d, "{text}");
+            }
+        }
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("500ms").is_err());
+        assert_eq!(parse_timeout("2s").unwrap(), Duration::from_secs(2));
     }
 
     #[test]

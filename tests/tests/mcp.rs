@@ -195,7 +195,13 @@ fn every_tool_and_the_guide_scenarios() {
     rt().block_on(async {
         let mut m = Mcp::start(&env).await;
         let tools = within("tools/list", m.client.list_all_tools()).await.unwrap();
-        assert_eq!(tools.len(), 8);
+        assert_eq!(tools.len(), 9);
+        // What the policy allows, before any refusal.
+        let pol = m.ok("secret_policy", json!({})).await;
+        assert_eq!(pol["default_action"], "deny");
+        assert!(pol["allowed_commands"].as_array().unwrap().iter().any(|c| c == "./deploy.sh"), "{pol}");
+        assert!(pol["always_denied"].as_array().unwrap().iter().any(|c| c == "printenv"), "{pol}");
+        assert!(pol["env_aliases"].as_array().unwrap().iter().any(|a| a["name"] == "prod"), "{pol}");
         assert_eq!(m.client.peer_info().unwrap().server_info.as_ref().unwrap().name, "secretctl");
 
         // List, then run the tests with the keys.
@@ -303,7 +309,19 @@ fn denied_and_unlisted_commands() {
         for (args, want) in cases {
             let e = m.err("secret_run", args.clone()).await;
             assert!(e.contains(want), "{args}: {e}");
+            if want == "not in allowed_commands" {
+                // The refusal says what would run, and what to do.
+                assert!(
+                    e.contains("allowed: 'sh', 'printf'") && e.contains("ask the user"),
+                    "{e}"
+                );
+            }
         }
+        // An empty key list is explained in the agent's terms.
+        let e = m
+            .err("secret_run", json!({"keys": [], "command": "true"}))
+            .await;
+        assert!(e.contains("keys: [") && !e.contains(" -k "), "{e}");
         let ok = m
             .ok(
                 "secret_run",
@@ -411,7 +429,12 @@ fn locked_vault_answers_with_the_fix() {
             ("security_score", json!({})),
         ] {
             let e = m.err(tool, args).await;
-            assert_eq!(e, "vault is locked: run 'secretctl unlock'", "{tool}");
+            // The agent is told to ask the user, not invited to unlock.
+            assert!(
+                e.starts_with("the user's vault is locked: ask the user"),
+                "{tool}: {e}"
+            );
+            assert!(e.contains("you cannot unlock it"), "{tool}: {e}");
         }
         m.finish(&env).await;
     });

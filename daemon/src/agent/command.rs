@@ -188,10 +188,24 @@ pub fn check(policy: &Policy, argv: &[String], cwd: &Path) -> Result<PathBuf, Re
         Ok(resolved)
     } else {
         Err(Refused(format!(
-            "'{}' is not in allowed_commands of mcp-policy.yaml (default_action: deny)",
-            secretctl_proto::text::shown(&argv.join(" "))
+            "'{}' is not in allowed_commands of mcp-policy.yaml (default_action: deny); allowed: {}; to run something else, ask the user to add it to the policy and apply it",
+            secretctl_proto::text::shown(&argv.join(" ")),
+            allowed_list(policy)
         )))
     }
+}
+
+/// The allowed entries, for a refusal (at most 20, then a count).
+fn allowed_list(policy: &Policy) -> String {
+    let all = &policy.allowed_commands;
+    if all.is_empty() {
+        return "nothing".into();
+    }
+    let mut s: Vec<String> = all.iter().take(20).map(|e| format!("'{e}'")).collect();
+    if all.len() > 20 {
+        s.push(format!("and {} more", all.len() - 20));
+    }
+    s.join(", ")
 }
 
 /// Refuses an argument that names an injected variable when no shell will

@@ -21,8 +21,8 @@ use secretctl_proto::v1::agent_server::Agent;
 use secretctl_proto::v1::{
     AgentExistsResponse, AgentFieldInfo, AgentFieldsResponse, AgentGetFieldRequest,
     AgentGetFieldResponse, AgentKeyRequest, AgentListRequest, AgentListResponse,
-    AgentMaskedResponse, AgentRunRequest, AgentRunResponse, AgentSecretInfo, SecretMeta,
-    SecurityScoreRequest, SecurityScoreResponse,
+    AgentMaskedResponse, AgentPolicyRequest, AgentPolicyResponse, AgentRunRequest,
+    AgentRunResponse, AgentSecretInfo, SecretMeta, SecurityScoreRequest, SecurityScoreResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -299,6 +299,17 @@ impl Agent for AgentService {
             }
             Err(e) => Err(crate::runner::refused(&self.session, rec, e).await),
         }
+    }
+
+    async fn policy(
+        &self,
+        req: Request<AgentPolicyRequest>,
+    ) -> Result<Response<AgentPolicyResponse>, Status> {
+        let who = conn_of(&req);
+        let r = Ok(Response::new(report::applied_policy(
+            self.session.applied_policy(),
+        )));
+        audited(&self.session.audit, "policy", "mcp", &who, Vec::new(), r).await
     }
 
     async fn security_score(

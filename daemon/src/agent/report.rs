@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use secretctl_proto::v1::{PolicyCheckResponse, PolicyEntry};
+use secretctl_proto::v1::{
+    AgentAlias, AgentAliasRule, AgentPolicyResponse, PolicyCheckResponse, PolicyEntry,
+};
 
 use super::command;
 use crate::policy::{self, DefaultAction};
@@ -76,6 +78,52 @@ pub fn policy_report(path: &Path) -> PolicyCheckResponse {
     }
     resp.env_aliases = policy.env_aliases.keys().cloned().collect();
     resp
+}
+
+/// What the applied policy allows, for the agent (`secret_policy`).
+pub fn applied_policy(applied: Result<policy::Policy, String>) -> AgentPolicyResponse {
+    let always_denied = command::ALWAYS_DENIED
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let policy = match applied {
+        Ok(p) => p,
+        Err(e) => {
+            return AgentPolicyResponse {
+                error: e,
+                always_denied,
+                ..Default::default()
+            };
+        }
+    };
+    AgentPolicyResponse {
+        error: String::new(),
+        default_action: match policy.default_action {
+            DefaultAction::Deny => "deny".into(),
+            DefaultAction::Allow => "allow".into(),
+        },
+        allowed_commands: policy.allowed_commands.clone(),
+        denied_commands: policy.denied_commands.clone(),
+        always_denied,
+        env_aliases: policy
+            .env_aliases
+            .iter()
+            .map(|(name, rules)| AgentAlias {
+                name: name.clone(),
+                rules: rules
+                    .iter()
+                    .map(|r| AgentAliasRule {
+                        pattern: r.pattern.clone(),
+                        target: r.target.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        trusted_directories: command::trusted_dirs(&policy)
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect(),
+    }
 }
 
 #[cfg(test)]

@@ -198,6 +198,13 @@ pub fn validate(spec: &mut RunSpec, mode: Mode) -> Result<PathBuf, RunError> {
     if spec.alias.len() > MAX_ALIAS || spec.prefix.len() > MAX_ALIAS {
         return bad("env alias and env prefix are at most 64 bytes");
     }
+    if spec.patterns.is_empty() {
+        return bad(if spec.entry == "run" {
+            "no key given: name at least one with -k KEY"
+        } else {
+            "keys is empty: name at least one secret to inject, e.g. keys: [\"api/key\"] (secret_list shows them)"
+        });
+    }
     if spec.bindings_only && spec.patterns.len() != 1 {
         return bad("secret_run_with_bindings takes exactly one key");
     }

@@ -76,7 +76,7 @@ pub fn resolve(
 ) -> Result<Vec<Injection>, ResolveError> {
     if patterns.is_empty() {
         return Err(ResolveError::Invalid(
-            "name at least one key with -k".into(),
+            "no key pattern given: name at least one secret to inject".into(),
         ));
     }
     if patterns.len() > MAX_PATTERNS {
