@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-BIN="$PWD/target/release"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release"
 DEMO="$(mktemp -d /tmp/secretctl-demo.XXXXXX)"
 export SECRETCTL_HOME="$DEMO/home" SECRETCTL_SOCKET="$DEMO/run/secretctld.sock"
 cleanup() {

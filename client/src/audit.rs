@@ -31,7 +31,21 @@ pub fn parse_date(s: &str) -> Result<i64> {
 }
 
 fn request(f: &AuditFilter) -> Result<AuditListRequest> {
+    if let Some(a) = &f.action
+        && !secretctl_proto::audit_actions::ACTIONS.contains(&a.as_str())
+    {
+        return Err(CliError::usage(format!(
+            "unknown action '{}'",
+            secretctl_proto::text::shown(a)
+        ))
+        .hint(format!(
+            "actions: {}",
+            secretctl_proto::audit_actions::ACTIONS.join(", ")
+        ))
+        .into());
+    }
     Ok(AuditListRequest {
+        caller: f.caller.clone().unwrap_or_default(),
         since_ms: f.since.as_deref().map(parse_date).transpose()?.unwrap_or(0),
         until_ms: f.until.as_deref().map(parse_date).transpose()?.unwrap_or(0),
         action: f.action.clone().unwrap_or_default(),

@@ -81,8 +81,16 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page (roff), or write one page per command into DIR.
+    #[command(
+        after_help = "Examples:\n  secretctl man --dir ~/.local/share/man/man1   # secretctl.1, secretctl-init.1, ...\n  secretctl man | man -l -"
+    )]
+    Man {
+        /// Write secretctl.1 and a page for every subcommand here (the main
+        /// page's SEE ALSO names them).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Serve MCP on stdio for an AI agent (runs secretctl-mcp).
     #[command(
         after_help = "Claude Code:\n  claude mcp add secretctl -- secretctl mcp-server\n\nNo password is needed: unlock the vault yourself with 'secretctl unlock'."
@@ -128,15 +136,19 @@ pub struct AuditFilter {
     /// Records before DATE.
     #[arg(long, value_name = "DATE")]
     pub until: Option<String>,
-    /// Only this action (get, set, run, unlock, ...).
+    /// Only this action (get, set, run, unlock, audit_gap, ...; an unknown
+    /// one is an error that lists them).
     #[arg(long)]
     pub action: Option<String>,
     /// Only records naming this key.
     #[arg(long)]
     pub key: Option<String>,
-    /// Only cli or mcp.
-    #[arg(long)]
+    /// Only records from this client.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(secretctl_proto::audit_actions::SOURCES))]
     pub source: Option<String>,
+    /// Only records of this caller class (an agent's process, or yours).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(secretctl_proto::audit_actions::CALLERS))]
+    pub caller: Option<String>,
     /// Only the newest N records.
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
@@ -383,6 +395,20 @@ pub struct RunArgs {
 }
 
 impl Command {
+    /// Whether `--json` changes what the command prints.
+    pub fn prints_json(&self) -> bool {
+        !matches!(
+            self,
+            Command::Run(_)
+                | Command::Agent(_)
+                | Command::McpServer
+                | Command::Completions { .. }
+                | Command::Man { .. }
+                | Command::Service(_)
+                | Command::Audit(AuditCommand::Export { .. })
+        )
+    }
+
     /// The subcommand's name, for error lines.
     pub fn name(&self) -> &'static str {
         match self {
@@ -408,7 +434,7 @@ impl Command {
             Command::Service(ServiceCommand::Uninstall { .. }) => "service uninstall",
             Command::Service(ServiceCommand::Status { .. }) => "service status",
             Command::Completions { .. } => "completions",
-            Command::Man => "man",
+            Command::Man { .. } => "man",
             Command::McpServer => "mcp-server",
         }
     }
@@ -531,7 +557,10 @@ mod tests {
                 .json
         );
         // A missing command is explained by `run` itself (it names `--`).
-        match Cli::try_parse_from(["secretctl", "run", "-k", "a", "true"]).unwrap().command {
+        match Cli::try_parse_from(["secretctl", "run", "-k", "a", "true"])
+            .unwrap()
+            .command
+        {
             Command::Run(r) => assert!(r.command.is_empty() && r.keys == ["a", "true"]),
             other => panic!("{other:?}"),
         }

@@ -121,7 +121,8 @@ fn rpc_hint(e: &RpcError) -> Option<String> {
         )),
         RpcError::ShuttingDown { .. } => s("run the command again in a moment"),
         RpcError::Refused { .. } => Some(format!("try again; see {}", log_hint())),
-        _ if e.is_locked() => s("run 'secretctl unlock'"),
+        // The message itself says "run 'secretctl unlock'".
+        _ if e.is_locked() => None,
         RpcError::Status(st) => match st.code() {
             Code::FailedPrecondition if st.message().contains("not initialized") => {
                 s("run 'secretctl init'")
@@ -236,7 +237,7 @@ mod tests {
     fn maps_status_codes() {
         let locked = status(Code::FailedPrecondition, secretctl_proto::LOCKED_MESSAGE);
         assert_eq!(exit_code(&locked), LOCKED);
-        assert_eq!(hint(&locked).as_deref(), Some("run 'secretctl unlock'"));
+        assert_eq!(hint(&locked), None, "the message already names the fix");
         assert_eq!(
             format!("{locked:#}"),
             "cannot do the thing: vault is locked: run 'secretctl unlock'"

@@ -15,6 +15,7 @@ mod cli;
 mod connect;
 mod error;
 mod flags;
+mod man;
 mod mcp;
 mod password;
 mod reauth;
@@ -32,6 +33,14 @@ use cli::{Cli, Command, ConfigCommand, PolicyCommand, ServiceCommand};
 /// Runs one command; `Ok` holds the exit code (0, or a run's child's code).
 async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
     let done = |r: error::Result<()>| r.map(|()| 0);
+    if json && !command.prints_json() {
+        return Err(error::CliError::usage(format!(
+            "--json does nothing for 'secretctl {}'",
+            command.name()
+        ))
+        .hint("leave it out; 'secretctl status --json', 'list --json', 'get --json', 'audit list --json' and the other data commands print JSON")
+        .into());
+    }
     match command {
         Command::Init(a) => done(session::init(a, json).await),
         Command::Unlock(a) => done(session::unlock(a, json).await),
@@ -62,12 +71,13 @@ async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
             output::write_all(&text)?;
             Ok(0)
         }
-        Command::Man => {
+        Command::Man { dir: None } => {
             let mut text = Vec::new();
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut text)?;
             output::write_all(&text)?;
             Ok(0)
         }
+        Command::Man { dir: Some(dir) } => done(man::write_pages(&dir)),
     }
 }
 

@@ -97,6 +97,38 @@ pub fn value(label: &str, echo: bool) -> Result<Zeroizing<Vec<u8>>> {
     }
 }
 
+/// Shortest master password accepted for a new vault.
+pub const MIN_PASSWORD: usize = 8;
+/// zxcvbn score (0-4) below which a new master password draws a warning.
+pub const WARN_BELOW_SCORE: u8 = 3;
+
+/// Checks a new master password: refused below [`MIN_PASSWORD`]
+/// characters; a warning (returned) when zxcvbn estimates it guessable
+/// (score below [`WARN_BELOW_SCORE`]).
+pub fn check_new_password(pw: &[u8]) -> Result<Option<String>> {
+    let text = String::from_utf8_lossy(pw);
+    let chars = text.chars().count();
+    if chars < MIN_PASSWORD {
+        return Err(CliError::usage(format!(
+            "the master password has {chars} characters: use at least {MIN_PASSWORD}"
+        ))
+        .hint("a passphrase of four or more random words is strong and easy to type")
+        .into());
+    }
+    let estimate = zxcvbn::zxcvbn(&text, &["secretctl"]);
+    let score = estimate.score() as u8;
+    if score >= WARN_BELOW_SCORE {
+        return Ok(None);
+    }
+    let advice = estimate
+        .feedback()
+        .and_then(|f| f.warning().map(|w| w.to_string()))
+        .unwrap_or_else(|| "it is easy to guess".into());
+    Ok(Some(format!(
+        "warning: this master password is weak (strength {score} of 4: {advice}); anyone who copies vault.redb can try to guess it offline. Consider a longer passphrase ('secretctl password change' can replace it later)"
+    )))
+}
+
 /// The master password: `--password-stdin`, else `SECRETCTL_PASSWORD`, else
 /// a no-echo prompt (asked twice when `confirm`, for `init`). Empty is
 /// refused. For an agent's process (`agent`: why the daemon says so) only
@@ -149,6 +181,9 @@ pub fn master_password(
     if pw.is_empty() {
         return Err(CliError::usage("the password is empty").into());
     }
+    if confirm && let Some(warning) = check_new_password(&pw)? {
+        eprintln!("{warning}");
+    }
     Ok(pw)
 }
 
@@ -171,6 +206,21 @@ mod tests {
             strip_newline(&mut v);
             assert_eq!(v, want);
         }
+    }
+
+    #[test]
+    fn new_passwords_need_eight_characters_and_weak_ones_are_flagged() {
+        assert!(check_new_password(b"abc").is_err());
+        assert!(
+            check_new_password("ééééééé".as_bytes()).is_err(),
+            "characters, not bytes"
+        );
+        assert!(check_new_password(b"password").unwrap().is_some(), "weak");
+        assert!(check_new_password(b"12345678").unwrap().is_some(), "weak");
+        assert_eq!(
+            check_new_password(b"tundra-Quill-47-oxbow-Narwhal").unwrap(),
+            None
+        );
     }
 
     #[test]

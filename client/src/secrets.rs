@@ -45,9 +45,7 @@ pub async fn set(a: SetArgs, json_out: bool) -> Result<()> {
     if interactive && !plan.asks().is_empty() {
         match VaultState::try_from(st.state) {
             Ok(VaultState::Locked) => {
-                return Err(CliError::new(LOCKED, secretctl_proto::LOCKED_MESSAGE)
-                    .hint("run 'secretctl unlock'")
-                    .into());
+                return Err(CliError::new(LOCKED, secretctl_proto::LOCKED_MESSAGE).into());
             }
             Ok(VaultState::Uninitialized) => {
                 return Err(CliError::error("the vault is not initialized")

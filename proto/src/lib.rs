@@ -9,6 +9,7 @@
 //! anything.
 #![forbid(unsafe_code)]
 
+pub mod audit_actions;
 pub mod client;
 pub mod duration;
 pub mod names;

@@ -378,6 +378,7 @@ impl Writer {
                     && (q.action.is_empty() || r.action == q.action)
                     && (q.source.is_empty() || r.source == q.source)
                     && (q.key.is_empty() || r.keys.contains(&q.key))
+                    && (q.caller.is_empty() || r.caller.as_deref() == Some(q.caller.as_str()))
             })
             .map(|r| String::from_utf8_lossy(&r.line()).trim_end().to_string())
             .collect();

@@ -105,7 +105,7 @@ impl AuditRpc for AuditService {
         if let Err(refused) = super::gate(&self.session.audit, &who, Action::Change).await {
             return super::audited(
                 &self.session.audit,
-                "audit_acknowledge",
+                "audit_gap_acknowledged",
                 "cli",
                 &who,
                 Vec::new(),

@@ -206,6 +206,12 @@ impl DaemonService {
     async fn do_init(&self, mut req: InitRequest) -> Result<InitResponse, Status> {
         let password = Zeroizing::new(std::mem::take(&mut req.password));
         check_password(&password)?;
+        // A new vault's password: the same floor the CLI enforces.
+        if String::from_utf8_lossy(&password).chars().count() < 8 {
+            return Err(Status::invalid_argument(
+                "the master password must be at least 8 characters",
+            ));
+        }
         let kdf = match req.kdf {
             Some(k) => crypto::KdfParams {
                 memory_kib: k.memory_kib,

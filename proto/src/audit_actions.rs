@@ -1,0 +1,52 @@
+//! The actions audit records carry (contract §8), in one list: the CLI
+//! validates `audit list --action` against it, so a typo is an error, not
+//! an empty answer.
+
+/// Every action the daemon records.
+pub const ACTIONS: &[&str] = &[
+    // session
+    "init",
+    "unlock",
+    "lock",
+    "reauth",
+    "register",
+    // the vault
+    "set",
+    "get",
+    "get_metadata",
+    "list",
+    "delete",
+    // runs
+    "run_start",
+    "run",
+    "policy_refused",
+    "policy_error",
+    // MCP only
+    "exists",
+    "get_masked",
+    "list_fields",
+    "get_field",
+    "security_score",
+    "policy",
+    // settings
+    "policy_check",
+    "policy_apply",
+    "config_apply",
+    // the log itself
+    "audit_list",
+    "audit_verify",
+    "audit_prune",
+    "audit_gap",
+    "audit_gap_acknowledged",
+    "audit_pending_tampered",
+    "audit_write_failed",
+    "audit_write_resumed",
+    // the socket
+    "connection_refused",
+];
+
+/// Record sources.
+pub const SOURCES: &[&str] = &["cli", "mcp", "ui"];
+
+/// Caller classes (contract §9).
+pub const CALLERS: &[&str] = &["user", "agent"];
