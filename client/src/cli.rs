@@ -73,6 +73,15 @@ pub enum Command {
         after_help = "Starts CMD as a registered agent host with SECRETCTL_AGENT=1 in its environment,\nand stays its parent as a child subreaper: even processes that double-fork or\nsetsid stay below it and are classified as the agent's. Exits with CMD's code.\n\nExamples:\n  secretctl agent -- claude\n  secretctl agent -- npx @google/gemini-cli"
     )]
     Agent(AgentArgs),
+    /// Check the setup and say what to fix: daemon, versions, directory
+    /// modes, vault, policy and config, service, MCP.
+    #[command(
+        after_help = "Exit 1 when a check fails; warnings (a locked vault, no policy yet) do not.\n\nExamples:\n  secretctl doctor\n  secretctl doctor --json"
+    )]
+    Doctor,
+    /// Stop, restart or inspect the daemon process.
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
     /// Install or inspect the secretctld user service (systemd / launchd).
     #[command(subcommand)]
     Service(ServiceCommand),
@@ -152,6 +161,20 @@ pub struct AuditFilter {
     /// Only the newest N records.
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Whether it runs, its pid, version, socket and who started it.
+    Status,
+    /// Stop it (SIGTERM: the vault is locked and the key zeroized first).
+    Stop,
+    /// Stop it and start a new one, which reads config.yaml again; the
+    /// vault comes back locked.
+    #[command(
+        after_help = "Examples:\n  $EDITOR ~/.secretctl/config.yaml && secretctl daemon restart && secretctl unlock"
+    )]
+    Restart,
 }
 
 #[derive(Debug, Subcommand)]
@@ -430,6 +453,10 @@ impl Command {
             Command::Policy(PolicyCommand::Apply) => "policy apply",
             Command::Config(ConfigCommand::Apply) => "config apply",
             Command::Agent(_) => "agent",
+            Command::Doctor => "doctor",
+            Command::Daemon(DaemonCommand::Status) => "daemon status",
+            Command::Daemon(DaemonCommand::Stop) => "daemon stop",
+            Command::Daemon(DaemonCommand::Restart) => "daemon restart",
             Command::Service(ServiceCommand::Install { .. }) => "service install",
             Command::Service(ServiceCommand::Uninstall { .. }) => "service uninstall",
             Command::Service(ServiceCommand::Status { .. }) => "service status",

@@ -141,7 +141,7 @@ pub async fn connect() -> Result<(Client, StatusResponse)> {
 
 /// Asks a daemon to stop (SIGTERM: it finishes in-flight requests, locks
 /// and removes its socket) and waits until it no longer answers.
-async fn stop_daemon(client: &Client, pid: u32) -> Result<()> {
+pub async fn stop_daemon(client: &Client, pid: u32) -> Result<()> {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -264,7 +264,7 @@ fn open_log(path: &Path) -> Result<std::fs::File> {
 
 /// Refuses a data directory that is not ours or is open to others, as the
 /// daemon does (before anything is written into it).
-fn check_home(home: &Path) -> Result<()> {
+pub fn check_home(home: &Path) -> Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = std::fs::symlink_metadata(home)
         .with_context(|| format!("cannot inspect {}", home.display()))?;
@@ -357,6 +357,8 @@ async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
     check_home(&home)?;
     let log_path = home.join(paths::DAEMON_LOG_FILE);
     let log = open_log(&log_path)?;
+    // Where this start's lines begin, to show its own error.
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     wait_for_instance_lock(socket).await;
     let mut child = Command::new(&exe)
         // Its own process group: a Ctrl-C meant for this CLI (or a later
@@ -384,11 +386,14 @@ async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
             Err(e) => return Err(e.into()),
         }
         if let Ok(Some(status)) = child.try_wait() {
+            let why = start_error(&log_path, log_start)
+                .map(|e| format!(": {e}"))
+                .unwrap_or_else(|| format!(" ({status})"));
             return Err(CliError::new(
                 crate::error::UNREACHABLE,
-                format!("{} exited at start ({status})", exe.display()),
+                format!("secretctld could not start{why}"),
             )
-            .hint(format!("see {}", log_path.display()))
+            .hint(format!("the full log is {}", log_path.display()))
             .into());
         }
         if Instant::now() > deadline {
@@ -408,9 +413,41 @@ async fn start_daemon(socket: &Path) -> Result<(Client, StatusResponse)> {
     }
 }
 
+/// The daemon's own reason for failing this start: the first error line
+/// it logged after byte `from` of its log, without the log's prefix.
+fn start_error(log: &Path, from: u64) -> Option<String> {
+    use std::io::{Read, Seek};
+    let mut f = std::fs::File::open(log).ok()?;
+    f.seek(std::io::SeekFrom::Start(from)).ok()?;
+    let mut text = String::new();
+    f.take(64 * 1024).read_to_string(&mut text).ok()?;
+    first_error(&text)
+}
+
+/// The message of the first `ERROR` line of a tracing log.
+fn first_error(text: &str) -> Option<String> {
+    let line = text.lines().find(|l| l.contains(" ERROR "))?;
+    let msg = line.split_once(" ERROR ").map(|(_, m)| m)?;
+    // "secretctld: message" (the target) → "message".
+    let msg = msg.split_once(": ").map_or(msg, |(_, m)| m);
+    Some(secretctl_proto::text::one_line(msg.trim(), 1000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_error_line_of_a_start_is_shown() {
+        let log = "2026-12-01T00:00:00.1Z  INFO secretctld: starting\n\
+                   2026-12-01T00:00:00.2Z ERROR secretctld: invalid daemon settings: config file /h/config.yaml: line 2: unknown field `idle_timout`\n\
+                   2026-12-01T00:00:00.3Z ERROR secretctld: later\n";
+        assert_eq!(
+            first_error(log).unwrap(),
+            "invalid daemon settings: config file /h/config.yaml: line 2: unknown field `idle_timout`"
+        );
+        assert_eq!(first_error("nothing here\n"), None);
+    }
 
     fn st(version: &str, protocol: u32, service_managed: bool) -> StatusResponse {
         StatusResponse {

@@ -13,6 +13,8 @@ mod agent;
 mod audit;
 mod cli;
 mod connect;
+mod daemon_cmd;
+mod doctor;
 mod error;
 mod flags;
 mod man;
@@ -56,6 +58,8 @@ async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
         Command::Policy(PolicyCommand::Apply) => done(mcp::apply(mcp::Apply::Policy, json).await),
         Command::Config(ConfigCommand::Apply) => done(mcp::apply(mcp::Apply::Config, json).await),
         Command::Agent(a) => agent::run(a).await,
+        Command::Doctor => done(doctor::run(json).await),
+        Command::Daemon(c) => done(daemon_cmd::run(c, json).await),
         Command::McpServer => mcp::exec_shim(),
         Command::Service(ServiceCommand::Install { print }) => done(service::install(print).await),
         Command::Service(ServiceCommand::Uninstall { print }) => {

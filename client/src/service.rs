@@ -52,8 +52,87 @@ pub fn plist_path(home: &Path) -> PathBuf {
         .join(format!("{PLIST_LABEL}.plist"))
 }
 
+/// Non-default locations the units must carry: `SECRETCTL_HOME` and
+/// `SECRETCTL_SOCKET` when set.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Custom {
+    pub home: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+}
+
+impl Custom {
+    /// From this process's environment.
+    pub fn from_env() -> Custom {
+        let get = |n: &str| {
+            std::env::var_os(n)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Custom {
+            home: get("SECRETCTL_HOME"),
+            socket: get("SECRETCTL_SOCKET"),
+        }
+    }
+}
+
 /// What `install` writes and runs on this platform.
 pub fn install_plan(home: &Path, daemon: &Path, uid: u32) -> Plan {
+    install_plan_with(home, daemon, uid, &Custom::default())
+        .expect("default locations always fit the units")
+}
+
+/// Like [`install_plan`], with non-default locations written into the
+/// units. A LaunchAgent cannot take them: refused, naming why.
+pub fn install_plan_with(home: &Path, daemon: &Path, uid: u32, custom: &Custom) -> Result<Plan> {
+    let mut plan = base_plan(home, daemon, uid);
+    if custom == &Custom::default() {
+        return Ok(plan);
+    }
+    if cfg!(target_os = "macos") {
+        return Err(CliError::error(
+            "the LaunchAgent serves only the default locations, and SECRETCTL_HOME or SECRETCTL_SOCKET is set",
+        )
+        .hint("unset them to install the service, or keep the on-demand daemon secretctl starts")
+        .into());
+    }
+    for p in [&custom.home, &custom.socket].into_iter().flatten() {
+        let text = p.display().to_string();
+        if !p.is_absolute()
+            || text
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '%')
+        {
+            return Err(CliError::error(format!(
+                "{text} cannot go into a systemd unit: use an absolute path without spaces or %"
+            ))
+            .into());
+        }
+    }
+    for (path, content) in &mut plan.files {
+        if path.ends_with("secretctld.socket")
+            && let Some(sock) = &custom.socket
+        {
+            *content = content.replace(
+                "ListenStream=%t/secretctl/secretctld.sock",
+                &format!("ListenStream={}", sock.display()),
+            );
+        }
+        if path.ends_with("secretctld.service")
+            && let Some(h) = &custom.home
+        {
+            *content = content.replace(
+                "Environment=SECRETCTL_LOG=info",
+                &format!(
+                    "Environment=SECRETCTL_LOG=info\nEnvironment=SECRETCTL_HOME={}",
+                    h.display()
+                ),
+            );
+        }
+    }
+    Ok(plan)
+}
+
+fn base_plan(home: &Path, daemon: &Path, uid: u32) -> Plan {
     if cfg!(target_os = "macos") {
         let bin = daemon
             .parent()
@@ -132,6 +211,22 @@ pub fn uninstall_plan(home: &Path, uid: u32) -> Plan {
 }
 
 /// The command that restarts an installed service, if one is installed.
+/// The command that stops the installed service, if one is installed.
+pub fn installed_stop_command() -> Option<String> {
+    installed_restart_command().map(|restart| {
+        if cfg!(target_os = "macos") {
+            format!(
+                "launchctl bootout gui/{}/{PLIST_LABEL} (restart: {restart})",
+                nix::unistd::getuid()
+            )
+        } else {
+            format!(
+                "systemctl --user stop secretctld.socket secretctld.service (restart: {restart})"
+            )
+        }
+    })
+}
+
 pub fn installed_restart_command() -> Option<String> {
     let home = home().ok()?;
     if cfg!(target_os = "macos") {
@@ -174,35 +269,84 @@ fn print_plan(p: &Plan, remove: bool) -> Result<()> {
     Ok(())
 }
 
+/// Whether the service manager can be used at all, before anything is
+/// changed: a user systemd instance on its bus, or `launchctl`.
+fn check_manager() -> Result<()> {
+    let (probe, what): (&[&str], &str) = if cfg!(target_os = "macos") {
+        (&["launchctl", "print", "system"], "launchctl")
+    } else {
+        (
+            &["systemctl", "--user", "show-environment"],
+            "a systemd user session",
+        )
+    };
+    let ok = Command::new(probe[0])
+        .args(&probe[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Ok(());
+    }
+    Err(CliError::error(format!(
+        "{what} is not reachable ('{}' failed): nothing was installed or changed",
+        probe.join(" ")
+    ))
+    .hint(if cfg!(target_os = "macos") {
+        "run it in your login session".to_string()
+    } else {
+        "log in through a session that starts 'systemd --user' (check: systemctl --user status), or keep the on-demand daemon secretctl starts".to_string()
+    })
+    .into())
+}
+
 pub async fn install(print: bool) -> Result<()> {
     let uid = nix::unistd::getuid().as_raw();
     let home = home()?;
-    let plan = install_plan(&home, &daemon_path(), uid);
+    let plan = install_plan_with(&home, &daemon_path(), uid, &Custom::from_env())?;
     if print {
         print_plan(&plan, false)?;
         return Ok(());
     }
-    // A daemon the CLI started holds the socket path: stop it first.
-    if let Ok(Some(client)) = crate::connect::existing().await
-        && let Ok(st) = client.status().await
-        && !st.service_managed
-    {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(st.pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        eprintln!(
-            "stopped the running secretctld (pid {}); unlock again after install",
-            st.pid
+    check_manager()?;
+    // Written files and what they replaced, to roll back on failure.
+    let mut written: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
+    let result = install_steps(&home, &plan, &mut written).await;
+    if let Err(e) = result {
+        for (path, before) in written.iter().rev() {
+            let _ = match before {
+                Some(old) => std::fs::write(path, old),
+                None => std::fs::remove_file(path),
+            };
+        }
+        if !cfg!(target_os = "macos") {
+            let _ = Command::new("systemctl")
+                .args(["--user", "daemon-reload"])
+                .status();
+        }
+        return Err(
+            e.context("the service was not installed; the files written were removed again")
         );
     }
+    outln!("secretctld service installed; it starts on the first connection");
+    Ok(())
+}
+
+async fn install_steps(
+    home: &Path,
+    plan: &Plan,
+    written: &mut Vec<(PathBuf, Option<Vec<u8>>)>,
+) -> Result<()> {
     for (path, content) in &plan.files {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| CliError::error(format!("cannot create {}: {e}", dir.display())))?;
         }
+        let before = std::fs::read(path).ok();
         std::fs::write(path, content)
             .map_err(|e| CliError::error(format!("cannot write {}: {e}", path.display())))?;
+        written.push((path.clone(), before));
         outln!("wrote {}", path.display());
     }
     if cfg!(target_os = "macos") {
@@ -213,10 +357,21 @@ pub async fn install(print: bool) -> Result<()> {
             .mode(0o700)
             .create(home.join(".secretctl/run"));
     }
+    // A daemon the CLI started holds the socket path: stop it, last thing
+    // before the service takes over.
+    if let Ok(Some(client)) = crate::connect::existing().await
+        && let Ok(st) = client.status().await
+        && !st.service_managed
+    {
+        crate::connect::stop_daemon(&client, st.pid).await?;
+        eprintln!(
+            "stopped the running secretctld (pid {}); unlock again after install",
+            st.pid
+        );
+    }
     for c in &plan.commands {
         run_cmd(c)?;
     }
-    outln!("secretctld service installed; it starts on the first connection");
     Ok(())
 }
 
@@ -311,5 +466,29 @@ mod tests {
         }
         let u = uninstall_plan(Path::new("/home/u"), 1000);
         assert!(!u.commands.is_empty() && !u.files.is_empty());
+    }
+
+    #[cfg(not(target_os = "macos"))]
+    #[test]
+    fn custom_locations_go_into_the_units() {
+        let custom = Custom {
+            home: Some("/data/sc".into()),
+            socket: Some("/run/user/7/sc/d.sock".into()),
+        };
+        let p = install_plan_with(
+            Path::new("/home/u"),
+            Path::new("/bin/secretctld"),
+            7,
+            &custom,
+        )
+        .unwrap();
+        assert!(p.files[0].1.contains("ListenStream=/run/user/7/sc/d.sock"));
+        assert!(!p.files[0].1.contains("%t/secretctl"));
+        assert!(p.files[1].1.contains("Environment=SECRETCTL_HOME=/data/sc"));
+        let bad = Custom {
+            home: Some("rel/dir".into()),
+            socket: None,
+        };
+        assert!(install_plan_with(Path::new("/home/u"), Path::new("/bin/x"), 7, &bad).is_err());
     }
 }
