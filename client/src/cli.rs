@@ -298,7 +298,7 @@ Examples:
       --binding SVC_USER=user --binding SVC_PASS=pass < pass.txt
   secretctl set github/token --expires never --tags \"\"")]
 pub struct SetArgs {
-    /// Key name: letters, digits and . _ / - (e.g. aws/access_key).
+    /// Key name: letters, digits and . _ / - (e.g. aws/access_key_id).
     pub key: String,
     /// Free-form notes, stored encrypted ("" clears).
     #[arg(long)]
@@ -385,14 +385,16 @@ pub struct DeleteArgs {
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Env names: a key's name upper-cased with / - . turned into _ (aws/access_key ->
-AWS_ACCESS_KEY), after --env-prefix. A secret with bindings injects them.
+Env names: a key's name upper-cased with / - . turned into _ (aws/access_key_id ->
+AWS_ACCESS_KEY_ID), after --env-prefix. A secret with bindings injects them (templates
+bring default bindings); only sensitive values are redacted.
 Exit code: the command's; 124 timeout, 126 not executable, 127 not found,
 128+N killed by signal N.
 
 Examples:
   secretctl run -k 'aws/*' -- aws s3 ls
-  secretctl run --env dev -k 'db/*' -- npm test")]
+  secretctl run -k dev/db -- psql
+  secretctl run --env dev -k db -- npm test   # needs env_aliases in the applied policy")]
 pub struct RunArgs {
     /// Key names or globs to inject (* stays within a /-segment, ** crosses).
     #[arg(short = 'k', long = "key", value_name = "PATTERN", num_args = 1.., required = true)]
