@@ -3,7 +3,7 @@
 
 /// Every message whose fields may hold a password, a value, notes or a URL.
 /// Each gets a hand-written redacting `Debug` in `src/redacted.rs`.
-const VALUE_BEARING: [&str; 15] = [
+const VALUE_BEARING: [&str; 21] = [
     ".secretctl.v1.InitRequest",
     ".secretctl.v1.UnlockRequest",
     ".secretctl.v1.ReauthRequest",
@@ -19,14 +19,21 @@ const VALUE_BEARING: [&str; 15] = [
     ".secretctl.v1.AgentRunRequest",
     ".secretctl.v1.AgentGetFieldResponse",
     ".secretctl.v1.AgentMaskedResponse",
+    ".secretctl.v1.ExportedSecret",
+    ".secretctl.v1.ImportEntry",
+    ".secretctl.v1.ImportChunk",
+    ".secretctl.v1.BackupRequest",
+    ".secretctl.v1.RestoreChunk",
+    ".secretctl.v1.ChangePasswordRequest",
 ];
 
-const PROTOS: [&str; 5] = [
+const PROTOS: [&str; 6] = [
     "secretctl/v1/daemon.proto",
     "secretctl/v1/vault.proto",
     "secretctl/v1/runner.proto",
     "secretctl/v1/agent.proto",
     "secretctl/v1/audit.proto",
+    "secretctl/v1/transfer.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::cli_transfer::*;
 use crate::flags::{self, BindingArg, Expiry, FieldArg, Tags};
 use crate::templates;
 
@@ -28,7 +29,11 @@ const ENV_HELP: &str = "\
 Environment:
   SECRETCTL_HOME           data directory (default ~/.secretctl)
   SECRETCTL_SOCKET         daemon socket path
-  SECRETCTL_PASSWORD       master password for non-interactive init/unlock
+  SECRETCTL_PASSWORD       master password for non-interactive init, unlock,
+                           backup, restore and password change
+  SECRETCTL_NEW_PASSWORD   the new one for non-interactive password change
+  SECRETCTL_BACKUP_PASSWORD a separate backup password (backup/restore
+                           --backup-password)
   SECRETCTL_NO_AUTOSTART=1 never start secretctld automatically
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 vault locked, 4 not found,
@@ -58,6 +63,22 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Run a command with secrets in its environment; output is redacted.
     Run(RunArgs),
+    /// Write secrets' values out as .env or JSON (a file is created 0600).
+    Export(ExportArgs),
+    /// Import secrets from .env, JSON, 1Password, Bitwarden or LastPass
+    /// exports, all or nothing.
+    Import(ImportArgs),
+    /// Write an encrypted backup of the vault and the audit log.
+    Backup(BackupArgs),
+    /// Restore the vault (and audit log) from a backup.
+    Restore(RestoreArgs),
+    /// Change the master password.
+    #[command(subcommand)]
+    Password(PasswordCommand),
+    /// Generate a random password or passphrase.
+    Generate(GenerateArgs),
+    /// Weak, duplicated and expiring secrets, by name only.
+    Security(SecurityArgs),
     /// Read and check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -431,6 +452,8 @@ impl Command {
                 | Command::Man { .. }
                 | Command::Service(_)
                 | Command::Audit(AuditCommand::Export { .. })
+                | Command::Export(_)
+                | Command::Generate(_)
         )
     }
 
@@ -446,6 +469,13 @@ impl Command {
             Command::List(_) => "list",
             Command::Delete(_) => "delete",
             Command::Run(_) => "run",
+            Command::Export(_) => "export",
+            Command::Import(_) => "import",
+            Command::Backup(_) => "backup",
+            Command::Restore(_) => "restore",
+            Command::Password(PasswordCommand::Change(_)) => "password change",
+            Command::Generate(_) => "generate",
+            Command::Security(_) => "security",
             Command::Audit(AuditCommand::List(_)) => "audit list",
             Command::Audit(AuditCommand::Verify) => "audit verify",
             Command::Audit(AuditCommand::Export { .. }) => "audit export",

@@ -11,18 +11,25 @@
 mod output;
 mod agent;
 mod audit;
+mod backup;
 mod cli;
+mod cli_transfer;
 mod connect;
 mod daemon_cmd;
 mod doctor;
 mod error;
+mod export;
 mod flags;
+mod generate;
+mod import;
 mod man;
 mod mcp;
 mod password;
+mod password_change;
 mod reauth;
 mod run;
 mod secrets;
+mod security;
 mod service;
 mod session;
 mod set_request;
@@ -30,7 +37,7 @@ mod templates;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ConfigCommand, PolicyCommand, ServiceCommand};
+use cli::{Cli, Command, ConfigCommand, PasswordCommand, PolicyCommand, ServiceCommand};
 
 /// Runs one command; `Ok` holds the exit code (0, or a run's child's code).
 async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
@@ -53,6 +60,13 @@ async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
         Command::List(a) => done(secrets::list(a, json).await),
         Command::Delete(a) => done(secrets::delete(a, json).await),
         Command::Run(a) => run::run(a).await,
+        Command::Export(a) => done(export::run(a).await),
+        Command::Import(a) => done(import::run(a, json).await),
+        Command::Backup(a) => done(backup::backup(a, json).await),
+        Command::Restore(a) => done(backup::restore(a, json).await),
+        Command::Password(PasswordCommand::Change(a)) => done(password_change::run(a, json).await),
+        Command::Generate(a) => done(generate::run(a).await),
+        Command::Security(a) => done(security::run(a, json).await),
         Command::Audit(c) => done(audit::run(c, json).await),
         Command::Policy(PolicyCommand::Check) => done(mcp::policy_check(json).await),
         Command::Policy(PolicyCommand::Apply) => done(mcp::apply(mcp::Apply::Policy, json).await),

@@ -31,6 +31,7 @@ use secretctl_proto::v1::agent_server::AgentServer;
 use secretctl_proto::v1::audit_server::AuditServer;
 use secretctl_proto::v1::daemon_server::DaemonServer;
 use secretctl_proto::v1::runner_server::RunnerServer;
+use secretctl_proto::v1::transfer_server::TransferServer;
 use secretctl_proto::v1::vault_server::VaultServer;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::ReceiverStream;
@@ -369,6 +370,13 @@ pub async fn serve(
             AuditServer::new(crate::service::audit::AuditService::new(session.clone()))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_AUDIT_MESSAGE),
+        )
+        .add_service(
+            TransferServer::new(crate::service::transfer::TransferService::new(
+                session.clone(),
+            ))
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE),
         )
         .serve_with_incoming_shutdown(incoming, stopping);
     let bounded = async {

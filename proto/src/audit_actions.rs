@@ -16,6 +16,13 @@ pub const ACTIONS: &[&str] = &[
     "get_metadata",
     "list",
     "delete",
+    // moving secrets in and out (contract §10)
+    "export",
+    "import",
+    "backup",
+    "restore",
+    "password_change",
+    "security",
     // runs
     "run_start",
     "run",

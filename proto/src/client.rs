@@ -47,6 +47,7 @@ use crate::v1::agent_client::AgentClient;
 use crate::v1::audit_client::AuditClient;
 use crate::v1::daemon_client::DaemonClient;
 use crate::v1::runner_client::RunnerClient;
+use crate::v1::transfer_client::TransferClient;
 use crate::v1::vault_client::VaultClient;
 
 /// Largest gRPC message either side accepts, in both directions and for
@@ -80,7 +81,13 @@ pub fn deadline_for(path: &str) -> Option<Duration> {
         | "/secretctl.v1.Daemon/Reauthenticate"
         | "/secretctl.v1.Audit/List"
         | "/secretctl.v1.Audit/Verify"
-        | "/secretctl.v1.Audit/Prune" => Some(SLOW_REQUEST_TIMEOUT),
+        | "/secretctl.v1.Audit/Prune"
+        | "/secretctl.v1.Transfer/Export"
+        | "/secretctl.v1.Transfer/Import"
+        | "/secretctl.v1.Transfer/Backup"
+        | "/secretctl.v1.Transfer/Restore"
+        | "/secretctl.v1.Transfer/ChangePassword"
+        | "/secretctl.v1.Transfer/Security" => Some(SLOW_REQUEST_TIMEOUT),
         _ => Some(REQUEST_TIMEOUT),
     }
 }
@@ -324,6 +331,13 @@ impl Client {
     pub fn audit(&self) -> AuditClient<Transport> {
         AuditClient::new(self.transport.clone())
             .max_decoding_message_size(MAX_AUDIT_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// Export, import, backup, restore, password change, security.
+    pub fn transfer(&self) -> TransferClient<Transport> {
+        TransferClient::new(self.transport.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
     }
 

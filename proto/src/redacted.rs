@@ -199,6 +199,66 @@ impl fmt::Debug for RunOutput {
     }
 }
 
+impl fmt::Debug for crate::v1::ExportedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportedSecret")
+            .field("meta", &self.meta)
+            .field("fields", &self.fields)
+            .field("notes", &hidden_opt(&self.notes))
+            .field("url", &hidden_opt(&self.url))
+            .finish()
+    }
+}
+
+impl fmt::Debug for crate::v1::ImportEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImportEntry")
+            .field("secret", &self.secret)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+impl fmt::Debug for crate::v1::ImportChunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImportChunk")
+            .field("conflict", &self.conflict)
+            .field("dry_run", &self.dry_run)
+            .field("entries", &self.entries)
+            .finish()
+    }
+}
+
+impl fmt::Debug for crate::v1::BackupRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackupRequest")
+            .field("password", &Hidden(self.password.len()))
+            .field("backup_password", &Hidden(self.backup_password.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for crate::v1::RestoreChunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestoreChunk")
+            .field("password", &Hidden(self.password.len()))
+            .field("verify_only", &self.verify_only)
+            .field("dry_run", &self.dry_run)
+            .field("data", &self.data.len())
+            .finish()
+    }
+}
+
+impl fmt::Debug for crate::v1::ChangePasswordRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangePasswordRequest")
+            .field("old_password", &Hidden(self.old_password.len()))
+            .field("new_password", &Hidden(self.new_password.len()))
+            .field("kdf", &self.kdf)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

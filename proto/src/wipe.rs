@@ -10,8 +10,9 @@
 use zeroize::Zeroize;
 
 use crate::v1::{
-    AgentGetFieldResponse, FieldInput, GetResponse, InitRequest, MetadataResponse, NamedValue,
-    ReauthRequest, UnlockRequest,
+    AgentGetFieldResponse, BackupRequest, ChangePasswordRequest, ExportedSecret, FieldInput,
+    GetResponse, InitRequest, MetadataResponse, NamedValue, ReauthRequest, RestoreChunk,
+    UnlockRequest,
 };
 
 macro_rules! wipe_on_drop {
@@ -28,6 +29,23 @@ macro_rules! wipe_on_drop {
 wipe_on_drop!(InitRequest, |m| { m.password.zeroize() });
 wipe_on_drop!(UnlockRequest, |m| { m.password.zeroize() });
 wipe_on_drop!(ReauthRequest, |m| { m.password.zeroize() });
+wipe_on_drop!(BackupRequest, |m| {
+    m.password.zeroize();
+    m.backup_password.zeroize();
+});
+wipe_on_drop!(RestoreChunk, |m| { m.password.zeroize() });
+wipe_on_drop!(ChangePasswordRequest, |m| {
+    m.old_password.zeroize();
+    m.new_password.zeroize();
+});
+wipe_on_drop!(ExportedSecret, |m| {
+    if let Some(n) = &mut m.notes {
+        n.zeroize();
+    }
+    if let Some(u) = &mut m.url {
+        u.zeroize();
+    }
+});
 wipe_on_drop!(FieldInput, |m| { m.value.zeroize() });
 wipe_on_drop!(GetResponse, |m| { m.value.zeroize() });
 wipe_on_drop!(NamedValue, |m| { m.value.zeroize() });

@@ -21,6 +21,7 @@ mod agents;
 pub mod audit;
 pub mod daemon;
 mod settings;
+pub mod transfer;
 pub mod vault;
 
 use std::sync::Arc;

@@ -1,0 +1,20 @@
+//! `backup` (contract §10): not built yet.
+
+use std::sync::Arc;
+
+#[allow(unused_imports)]
+use secretctl_proto::v1::*;
+#[allow(unused_imports)]
+use tonic::Streaming;
+use tonic::{Request, Response, Status};
+
+#[allow(unused_imports)]
+use super::Outbound;
+use crate::session::Session;
+
+pub async fn backup(
+    _session: &Arc<Session>,
+    _req: Request<BackupRequest>,
+) -> Result<Response<Outbound<BackupChunk>>, Status> {
+    Err(Status::unimplemented("'backup' is not built yet"))
+}

@@ -1,0 +1,20 @@
+//! `security` (contract §10): not built yet.
+
+use std::sync::Arc;
+
+#[allow(unused_imports)]
+use secretctl_proto::v1::*;
+#[allow(unused_imports)]
+use tonic::Streaming;
+use tonic::{Request, Response, Status};
+
+#[allow(unused_imports)]
+use super::Outbound;
+use crate::session::Session;
+
+pub async fn security(
+    _session: &Arc<Session>,
+    _req: Request<SecurityRequest>,
+) -> Result<Response<SecurityScoreResponse>, Status> {
+    Err(Status::unimplemented("'security' is not built yet"))
+}
