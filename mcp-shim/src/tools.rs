@@ -161,9 +161,13 @@ pub struct RunOut {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct IssueOut {
+    /// weak | duplicate | expired | expiring
     pub kind: String,
     pub keys: Vec<String>,
     pub message: String,
+    /// weak and duplicate: the fields concerned, as "key:field".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -579,7 +583,7 @@ impl SecretctlTools {
     }
 
     #[tool(
-        description = "Score the vault's hygiene: weak (short), duplicated, expired and soon-expiring secrets, by key name only. Never returns values.",
+        description = "Score the vault's hygiene (0-100): weak (short or guessable), duplicated, expired and soon-expiring (30 days) secrets, by key and field name only. Never returns values.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn security_score(&self) -> Result<Json<ScoreOut>, String> {
@@ -600,6 +604,11 @@ impl SecretctlTools {
                     kind: i.kind,
                     keys: i.keys,
                     message: i.message,
+                    fields: i
+                        .fields
+                        .into_iter()
+                        .map(|f| format!("{}:{}", f.key, f.field))
+                        .collect(),
                 })
                 .collect(),
         }))
