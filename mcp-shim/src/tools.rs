@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::split;
+use secretctl_proto::split;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListArgs {
