@@ -133,6 +133,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
+        crate::policy::check_nesting(text)?;
         let raw: RawConfig = yaml_serde::from_str(text).map_err(|e| match e.location() {
             Some(loc) => format!("line {}: {e}", loc.line()),
             None => e.to_string(),
@@ -288,6 +289,21 @@ mod tests {
         );
         assert!(Config::parse("agent:\n  headless: maybe\n").is_err());
         assert!(Config::parse("agent:\n  markers: [\"A=B\"]\n").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_quickly() {
+        // As for the policy file (found while fuzzing): a 64 KiB file of
+        // `[` took the YAML parser minutes.
+        let start = std::time::Instant::now();
+        let text = format!(
+            "agent:\n  markers: {}{}\n",
+            "[".repeat(30_000),
+            "]".repeat(30_000)
+        );
+        let e = Config::parse(&text).unwrap_err();
+        assert!(e.contains("line 2") && e.contains("levels deep"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

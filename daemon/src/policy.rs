@@ -16,6 +16,10 @@ use serde::Deserialize;
 
 /// Largest policy file read.
 const MAX_POLICY: u64 = 1024 * 1024;
+/// Deepest `[` / `{` nesting let through to the YAML parser, whose time
+/// grows with the square of the depth (10 000 levels took seconds, a 1 MiB
+/// file of them hours). No real file comes near it.
+pub const MAX_YAML_NESTING: usize = 64;
 
 /// What happens to a command no entry mentions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -72,8 +76,32 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
     })
 }
 
+/// Refuses YAML text nested deeper than [`MAX_YAML_NESTING`] flow levels,
+/// before the parser sees it. Counts every bracket, quoted or not, so it
+/// can only over-count: a cheap, conservative bound, not a YAML parser.
+pub fn check_nesting(text: &str) -> Result<(), String> {
+    let mut depth = 0usize;
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_YAML_NESTING {
+                    let line = text.as_bytes()[..i].iter().filter(|c| **c == b'\n').count() + 1;
+                    return Err(format!(
+                        "line {line}: nested more than {MAX_YAML_NESTING} levels deep"
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Parses and validates policy text.
 pub fn parse(text: &str) -> Result<Policy, String> {
+    check_nesting(text)?;
     let policy: Policy = yaml_serde::from_str(text).map_err(|e| match e.location() {
         Some(loc) => format!("line {}: {e}", loc.line()),
         None => e.to_string(),
@@ -253,6 +281,33 @@ trusted_directories: [/home/linuxbrew/.linuxbrew/bin]
             parse("version: 1\nenv_aliases:\n  dev: [{pattern: \"a/*/b\", target: \"x/*/b\"}]\n")
                 .unwrap_err();
         assert!(e.contains("trailing"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_quickly() {
+        // Found while fuzzing (fuzz/, policy_parse): the YAML parser's time
+        // grows with the square of the nesting depth.
+        let deep = |n: usize| {
+            format!(
+                "version: 1\nallowed_commands: {}{}\n",
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        let start = std::time::Instant::now();
+        let e = parse(&deep(20_000)).unwrap_err();
+        assert!(e.contains("line 2") && e.contains("levels deep"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        let e = parse(&format!(
+            "version: 1\nenv_aliases: {}1{}\n",
+            "{a: ".repeat(100),
+            "}".repeat(100)
+        ))
+        .unwrap_err();
+        assert!(e.contains("levels deep"), "{e}");
+        // Real files, brackets in strings included, are far from the bound.
+        assert!(parse(&deep(MAX_YAML_NESTING)).is_err_and(|e| !e.contains("levels deep")));
+        assert!(parse("version: 1\nallowed_commands: [\"[ -f x ]\", \"a{b}\"]\n").is_ok());
     }
 
     #[test]
