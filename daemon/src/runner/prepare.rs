@@ -699,4 +699,152 @@ mod tests {
         });
         assert_eq!(no_pty.pty, None);
     }
+
+    /// An unlocked session over a vault holding `api` (injected) and
+    /// `other` (not), with `policy` applied and written as the policy file.
+    fn unlocked_session(policy: &str) -> (std::sync::Arc<Session>, tempfile::TempDir) {
+        use crate::session::Paths;
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_path_buf();
+        let vault_path = home.join("v.redb");
+        let (vault, key) =
+            crate::vault::Vault::init(&vault_path, b"pw", KdfParams::TEST_TINY).unwrap();
+        for (k, v) in [("api", "injected-value-1"), ("other", "never-injected-2")] {
+            let req = v1::SetRequest {
+                key: k.into(),
+                fields: vec![v1::FieldInput {
+                    name: "value".into(),
+                    value: v.as_bytes().to_vec(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            vault.set(&key, &req).unwrap();
+        }
+        let file = home.join(secretctl_proto::paths::POLICY_FILE);
+        std::fs::write(&file, policy).unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let audit = crate::audit::Audit::start(&home.join("audit"), 1 << 20).unwrap();
+        let session = Session::new(
+            Paths {
+                home: home.clone(),
+                vault: vault_path,
+                socket: home.join("s.sock"),
+            },
+            crate::config::Config::default(),
+            Some(vault),
+            false,
+            audit,
+        );
+        session.unlock(key, Duration::from_secs(600));
+        let v = session.vault().unwrap();
+        let dk = session.key(Use::Look).unwrap().1;
+        session
+            .applied
+            .set_policy(
+                &v,
+                &dk,
+                policy.into(),
+                crate::policy::parse(policy).unwrap(),
+            )
+            .unwrap();
+        (session, dir)
+    }
+
+    fn run_spec(dir: &Path, argv: &[&str]) -> RunSpec {
+        RunSpec {
+            patterns: vec!["api".into()],
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            cwd: dir.display().to_string(),
+            ..Default::default()
+        }
+    }
+
+    fn redacted(p: &Prepared, text: &str) -> String {
+        String::from_utf8(p.redactor.redact_all(text.as_bytes()).0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn user_runs_redact_what_they_inject_unless_asked_not_to() {
+        let (session, dir) = unlocked_session("version: 1\n");
+        let mut rec = crate::audit::event("run", "cli", crate::audit::daemon_peer());
+        let p = prepare(
+            &session,
+            run_spec(dir.path(), &["ls"]),
+            Mode::User,
+            &mut rec,
+        )
+        .await
+        .unwrap();
+        assert_eq!(p.injections.len(), 1);
+        assert_eq!(p.injections[0].env, "API");
+        assert_eq!(
+            redacted(&p, "a injected-value-1 b never-injected-2"),
+            "a [REDACTED:API] b never-injected-2"
+        );
+        assert!(p.slot.is_none() && p.timeout.is_none());
+
+        let mut spec = run_spec(dir.path(), &["ls"]);
+        spec.no_redact = true;
+        let p = prepare(&session, spec, Mode::User, &mut rec).await.unwrap();
+        assert_eq!(redacted(&p, "a injected-value-1"), "a injected-value-1");
+    }
+
+    #[tokio::test]
+    async fn user_runs_record_the_program_found_on_their_path() {
+        use std::os::unix::fs::PermissionsExt;
+        let (session, dir) = unlocked_session("version: 1\n");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let tool = bin.join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut spec = run_spec(dir.path(), &["tool"]);
+        spec.env = vec![
+            var("AAA", "/nonexistent"),
+            var("PATH", bin.to_str().unwrap()),
+        ];
+        let mut rec = crate::audit::event("run", "cli", crate::audit::daemon_peer());
+        let p = prepare(&session, spec, Mode::User, &mut rec).await.unwrap();
+        assert!(p.program.is_none(), "exec looks the name up itself");
+        let detail = rec.detail.unwrap();
+        assert_eq!(
+            detail["resolved"],
+            std::fs::canonicalize(&tool).unwrap().display().to_string()
+        );
+        assert_eq!(rec.keys, ["api"]);
+    }
+
+    #[tokio::test]
+    async fn agent_runs_redact_the_whole_vault_and_take_a_queue_slot() {
+        let (session, dir) = unlocked_session("version: 1\nallowed_commands: [ls]\n");
+        let slots = session.agent_run_slots();
+        let before = slots.available_permits();
+        let mut rec = crate::audit::event("run", "mcp", crate::audit::daemon_peer());
+        let p = prepare(
+            &session,
+            run_spec(dir.path(), &["ls"]),
+            Mode::Agent,
+            &mut rec,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            redacted(&p, "a injected-value-1 b never-injected-2"),
+            "a [REDACTED:API] b [REDACTED:OTHER]"
+        );
+        assert!(p.program.is_some());
+        // The default timeout, less the moment spent in the queue.
+        let default = session.agent_limits().default_timeout;
+        let left = p.timeout.unwrap();
+        assert!(
+            left <= default && left > default - Duration::from_secs(60),
+            "{left:?}"
+        );
+        assert!(p.slot.is_some());
+        assert_eq!(slots.available_permits(), before - 1);
+        drop(p);
+        assert_eq!(slots.available_permits(), before);
+    }
 }
