@@ -334,4 +334,20 @@ mod tests {
         assert!(p(1024, 100, 1) && !p(1024, 101, 1));
         assert!(p(1024, 1, 64) && !p(1024, 1, 65));
     }
+
+    #[test]
+    fn every_seal_has_a_fresh_random_nonce() {
+        let key = DataKey::generate().unwrap();
+        let a = seal(&key, b"aad", b"same value").unwrap();
+        let b = seal(&key, b"aad", b"same value").unwrap();
+        assert_eq!(a.nonce.len(), NONCE_LEN);
+        assert_ne!(a.nonce, b.nonce);
+        assert_ne!(
+            a.ciphertext, b.ciphertext,
+            "equal values must not look equal"
+        );
+        let mut buf = [0u8; 32];
+        random(&mut buf).unwrap();
+        assert_ne!(buf, [0u8; 32]);
+    }
 }
