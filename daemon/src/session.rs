@@ -432,4 +432,11 @@ mod tests {
             "{ahead:?}"
         );
     }
+
+    #[test]
+    fn wall_clock_milliseconds() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(unix_ms(at), 1_700_000_000_123);
+        assert_eq!(unix_ms(SystemTime::UNIX_EPOCH - Duration::from_secs(1)), 0);
+    }
 }
