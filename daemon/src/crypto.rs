@@ -362,11 +362,12 @@ mod tests {
         // At least 8 KiB per lane.
         assert!(p(8, 1, 1) && p(16, 1, 2) && p(32, 1, 4));
         assert!(!p(7, 1, 1) && !p(15, 1, 2) && !p(31, 1, 4));
-        // At most 4 GiB.
-        assert!(p(4 * 1024 * 1024, 1, 1));
-        assert!(!p(4 * 1024 * 1024 + 1, 1, 1));
-        assert!(p(1024, 100, 1) && !p(1024, 101, 1));
-        assert!(p(1024, 1, 64) && !p(1024, 1, 65));
+        // At most 1 GiB.
+        let max = KdfParams::MAX_MEMORY_KIB;
+        assert_eq!(max, 1024 * 1024);
+        assert!(p(max, 1, 1) && !p(max + 1, 1, 1));
+        assert!(p(1024, 10, 1) && !p(1024, 11, 1) && !p(1024, 0, 1));
+        assert!(p(1024, 1, 16) && !p(1024, 1, 17) && !p(1024, 1, 0));
     }
 
     #[test]

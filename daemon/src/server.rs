@@ -605,7 +605,7 @@ mod tests {
         let listener = bind(&sock).await.unwrap();
         std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
         let audit_dir = tempfile::tempdir().unwrap();
-        let audit = crate::audit::Audit::start(audit_dir.path(), 1 << 20).unwrap();
+        let audit = crate::audit::Audit::start(&audit_dir.path().join("audit"), 1 << 20).unwrap();
         let session = Session::new(
             crate::session::Paths {
                 home: t.path().into(),
@@ -617,7 +617,8 @@ mod tests {
             false,
             audit,
         );
-        let (mut incoming, task) = peer_checked(listener, session);
+        let table = conns::Table::new(conns::Limits::for_this_process());
+        let (mut incoming, task) = peer_checked(listener, session, table);
 
         // This test binary, copied where `nobody` can run it, connects as
         // `nobody` and must see the connection closed.

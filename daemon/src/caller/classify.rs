@@ -393,6 +393,7 @@ mod tests {
             cache: Mutex::new(HashMap::new()),
             daemon_pid,
             uid: nix::unistd::geteuid().as_raw(),
+            stats: procfs::StatFiles::default(),
         }
     }
 
