@@ -10,13 +10,11 @@ use anyhow::Context;
 use secretctl_proto::v1::{FieldInput, SetRequest};
 use zeroize::Zeroizing;
 
-use secretctl_proto::generate::{Classes, Recipe};
+use secretctl_proto::generate::{Classes, Recipe, Rng};
 
 use crate::cli::GenerateArgs;
 use crate::connect;
 use crate::error::{CliError, Result};
-
-pub use secretctl_proto::generate::{DIGITS, LOWER, Rng, SYMBOLS, UPPER};
 
 /// Words of a passphrase are joined with this.
 pub const WORD_SEPARATOR: &str = "-";
@@ -137,6 +135,7 @@ async fn store(key: &str, field: &str, value: Zeroizing<String>) -> Result<()> {
 mod tests {
     use super::*;
     use clap::Parser;
+    use secretctl_proto::generate::{DIGITS, LOWER, SYMBOLS, UPPER};
 
     fn args(argv: &[&str]) -> GenerateArgs {
         match crate::cli::Cli::try_parse_from(
@@ -177,10 +176,7 @@ mod tests {
 
     #[test]
     fn impossible_recipes_are_refused() {
-        assert!(
-            recipe(&args(&["-l", "3"])).is_err(),
-            "4 classes, 3 chars"
-        );
+        assert!(recipe(&args(&["-l", "3"])).is_err(), "4 classes, 3 chars");
         assert!(
             recipe(&args(&[
                 "--no-lower",
