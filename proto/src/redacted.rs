@@ -322,3 +322,15 @@ mod tests {
         }
     }
 }
+
+impl fmt::Debug for crate::v1::UiResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UiResponse")
+            .field("base_url", &self.base_url)
+            .field("login_token", &Hidden(self.login_token.len()))
+            .field("started", &self.started)
+            .field("idle_stop_secs", &self.idle_stop_secs)
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .finish()
+    }
+}
