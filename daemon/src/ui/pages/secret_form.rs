@@ -306,9 +306,11 @@ fn build(
             Some(crate::vault::now_secs().saturating_add(d.as_secs() as i64))
         }
     };
+    // A template's default bindings, for the fields the form filled in.
     let default_bindings = new.then(|| BindingList {
         bindings: templates::default_bindings(template)
             .iter()
+            .filter(|(_, field)| fields.iter().any(|f| f.name == *field))
             .map(|(env, field)| Binding {
                 env: (*env).into(),
                 field: (*field).into(),
@@ -386,6 +388,16 @@ mod tests {
         assert_eq!(r.tags.unwrap().tags, ["web", "prod"]);
         assert_eq!(r.expires_at, None);
         assert_eq!(r.default_bindings.unwrap().bindings.len(), 2);
+        let p = pairs(&[("f.api_key", "k-123456789")]);
+        let r = build(&p, "svc/api", true, "api").unwrap();
+        let bound: Vec<String> = r
+            .default_bindings
+            .unwrap()
+            .bindings
+            .into_iter()
+            .map(|b| b.field)
+            .collect();
+        assert_eq!(bound, ["api_key"], "only fields that exist are bound");
     }
 
     #[test]
