@@ -106,7 +106,7 @@ fn the_login_token_works_once_and_gives_a_strict_cookie() {
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
         ("cache-control", "no-store"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
     ] {
         assert_eq!(page.header(name), Some(want), "{name}");
     }

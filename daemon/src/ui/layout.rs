@@ -21,7 +21,7 @@ fn head(title: &str, csrf: Option<&str>, script: &str) -> Markup {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
-            meta name="referrer" content="no-referrer";
+            meta name="referrer" content="same-origin";
             @if let Some(c) = csrf { meta name="csrf-token" content=(c); }
             title { (title) " · secretctl" }
             link rel="stylesheet" href="/assets/app.css";
