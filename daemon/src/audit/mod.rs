@@ -88,8 +88,9 @@ enum Job {
 /// Exists only once asked for, and is dropped when the UI stops.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    /// Oldest first.
-    pub records: Vec<Record>,
+    /// Oldest first. Each behind its own `Arc`: when a page still holds
+    /// the snapshot as the writer appends, the copy made is of pointers.
+    pub records: Vec<Arc<Record>>,
     /// Why the walk stopped before the end (the first broken place).
     pub error: Option<String>,
     pub last_seq: u64,

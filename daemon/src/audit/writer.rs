@@ -250,7 +250,7 @@ impl Writer {
         match &mut self.snapshot {
             Some(snap) if snap.error.is_none() && snap.last_seq == seq0 => {
                 let snap = Arc::make_mut(snap);
-                snap.records.extend(all.iter().cloned());
+                snap.records.extend(all.iter().cloned().map(Arc::new));
                 snap.last_seq = self.seq;
             }
             _ => self.snapshot = None,
@@ -399,7 +399,7 @@ impl Writer {
             .walk()
             .ok_or_else(|| secretctl_proto::LOCKED_MESSAGE.to_string())?;
         let snap = Arc::new(Snapshot {
-            records: w.records,
+            records: w.records.into_iter().map(Arc::new).collect(),
             last_seq: w.last_seq,
             walked_at_ms: crate::vault::now_ms(),
             error: w.error,

@@ -46,12 +46,13 @@ pub async fn page(State(st): State<Arc<UiState>>, s: Signed) -> Response {
     let runs: Vec<&Record> = snap
         .records
         .iter()
+        .map(|r| &**r)
         .rev()
         .filter(|r| is_agent_activity(r))
         .take(SHOWN)
         .collect();
     let bars = per_day(
-        snap.records.iter(),
+        &snap.records,
         |r| is_agent_activity(r).then_some(r.success),
         "",
         "",

@@ -113,25 +113,30 @@ pub async fn records(
     s: &Signed,
     detail: serde_json::Value,
 ) -> Result<Arc<Snapshot>, String> {
-    let snap = st.session.audit.snapshot().await;
+    // The record is written before the snapshot is taken for the page: the
+    // writer then appends it to a snapshot nobody else holds, in place.
     let mut rec = s.conn.event("audit_list", "ui");
     rec.detail = Some(detail);
-    if let Err(e) = &snap {
+    let unlocked = st.session.state() == secretctl_proto::v1::VaultState::Unlocked;
+    if !unlocked {
         rec.success = false;
-        rec.error = Some(e.clone());
+        rec.error = Some(secretctl_proto::LOCKED_MESSAGE.into());
     }
     st.session
         .audit
         .record(rec)
         .await
         .map_err(|e| e.to_string())?;
-    snap
+    if !unlocked {
+        return Err(secretctl_proto::LOCKED_MESSAGE.into());
+    }
+    st.session.audit.snapshot().await
 }
 
 /// Per-day counts `[ok, failed]` of the records `pick` selects, over
 /// `days` days ending with the newest record's day (or `to`).
-pub fn per_day<'a>(
-    records: impl DoubleEndedIterator<Item = &'a Record>,
+pub fn per_day(
+    records: &[Arc<Record>],
     pick: impl Fn(&Record) -> Option<bool>,
     from: &str,
     to: &str,
@@ -158,7 +163,7 @@ pub fn per_day<'a>(
         t += 86400;
     }
     // Newest first, stopping at the first record before the range.
-    for r in records.rev() {
+    for r in records.iter().rev() {
         let day = r.ts.get(..10).unwrap_or("");
         if day < first.as_str() {
             break;
@@ -166,7 +171,7 @@ pub fn per_day<'a>(
         if day > last.as_str() {
             continue;
         }
-        if let Some(ok) = pick(r)
+        if let Some(ok) = pick(r.as_ref())
             && let Some(c) = counts.get_mut(day)
         {
             c[usize::from(!ok)] += 1;
@@ -223,12 +228,7 @@ async fn render(st: &UiState, s: &Signed, f: &Filter) -> Result<Markup, String> 
             shown.push(r);
         }
     }
-    let bars = per_day(
-        all.iter(),
-        |r| f.matches(r).then_some(r.success),
-        &f.from,
-        &f.to,
-    );
+    let bars = per_day(all, |r| f.matches(r).then_some(r.success), &f.from, &f.to);
     let next = (shown.len() == PER_PAGE)
         .then(|| shown.last().and_then(|r| r.seq))
         .flatten();
@@ -359,7 +359,8 @@ mod tests {
             .check()
             .is_err()
         );
-        let bars = per_day(rs.iter(), |r| Some(r.success), "2024-05-01", "2024-05-03");
+        let rs: Vec<Arc<Record>> = rs.into_iter().map(Arc::new).collect();
+        let bars = per_day(&rs, |r| Some(r.success), "2024-05-01", "2024-05-03");
         let got: Vec<(&str, [u64; 2])> = bars.iter().map(|b| (b.label.as_str(), b.parts)).collect();
         assert_eq!(
             got,
