@@ -71,8 +71,25 @@ pub fn start(
         stop.clone(),
         generation,
     ));
+    warm_up(session);
     tracing::info!(%addr, "web UI started");
     Ok((state, stop))
+}
+
+/// The two slow first looks, done in the background as the UI starts (if
+/// the vault is unlocked), so the pages themselves answer fast: the audit
+/// snapshot (one verifying walk of the whole log) and the security verdicts
+/// (zxcvbn over every short value; cached by hash, never by value).
+fn warm_up(session: &Arc<Session>) {
+    let audit = session.audit.clone();
+    tokio::spawn(async move {
+        let _ = audit.snapshot().await;
+    });
+    if let Ok((vault, dk)) = session.key(crate::session::Use::Look) {
+        tokio::task::spawn_blocking(move || {
+            let _ = crate::security::judge(&vault, &dk, crate::vault::now_secs(), 0);
+        });
+    }
 }
 
 async fn serve(
