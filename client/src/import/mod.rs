@@ -204,10 +204,10 @@ pub async fn run(a: ImportArgs, json_out: bool) -> Result<()> {
             .map_err(|m| CliError::usage(format!("cannot tell the format of {shown}: {m}")))?,
     };
     let mut plan = plan_of(format, &text, &prefix, &a.tags)
-        .map_err(|m| CliError::usage(format!("{shown}: {m}")))?;
+        .map_err(|m| CliError::error(format!("{shown}: {m}")))?;
     drop(text);
     if plan.entries.len() > MAX_IMPORT_ENTRIES {
-        return Err(CliError::usage(format!(
+        return Err(CliError::error(format!(
             "{shown} holds {} entries: an import holds at most {MAX_IMPORT_ENTRIES}",
             plan.entries.len()
         ))
@@ -219,7 +219,7 @@ pub async fn run(a: ImportArgs, json_out: bool) -> Result<()> {
     for e in &mut plan.entries {
         if let What::Send(req) = &mut e.what {
             if let Some(f) = req.fields.iter().find(|f| f.value.len() > MAX_VALUE) {
-                return Err(CliError::usage(format!(
+                return Err(CliError::error(format!(
                     "{shown}: {} ('{}'): the value of field '{}' is {} bytes: the limit is 1 MiB",
                     e.origin,
                     e.key,
