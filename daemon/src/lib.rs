@@ -18,6 +18,7 @@ pub mod private_file;
 pub mod redact;
 pub mod runner;
 pub mod secret;
+pub mod security;
 pub mod server;
 pub mod service;
 pub mod session;
