@@ -632,6 +632,27 @@ fn conflicts_and_dry_runs() {
     assert!(imports.len() >= 5, "{imports:?}");
     let last = imports.last().unwrap();
     assert_eq!(last["keys"], serde_json::json!(["A", "B"]));
+    assert_eq!(last["command"], "import --conflict overwrite");
+    // The daemon's counts: of the entries it was sent (EMPTY never was).
+    let d = &last["detail"];
+    assert_eq!(
+        (
+            &d["entries"],
+            &d["created"],
+            &d["overwritten"],
+            &d["skipped"]
+        ),
+        (
+            &Value::from(2),
+            &Value::from(0),
+            &Value::from(2),
+            &Value::from(0)
+        ),
+        "{last}"
+    );
+    let dry = &imports[0];
+    assert_eq!(dry["command"], "import --conflict skip --dry-run");
+    assert_eq!(dry["detail"]["dry_run"], true);
     assert_nowhere(&env, &["old-a-value", "new-a-value", "new-b-value"]);
 }
 

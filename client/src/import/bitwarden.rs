@@ -22,7 +22,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::plan::{self, Item, ItemField, Names, Plan};
+use super::items::{self, Item, ItemField};
+use super::plan::{Names, Plan};
 
 #[derive(Deserialize)]
 struct Named {
@@ -175,7 +176,7 @@ pub fn plan(text_in: &[u8], prefix: &str, tags: &[String]) -> Result<Plan, Strin
             }
         }
         wipe(&mut v);
-        plan::add_item(&mut plan, &mut names, item, prefix, tags)?;
+        items::add_item(&mut plan, &mut names, item, prefix, tags)?;
     }
     Ok(plan)
 }

@@ -12,7 +12,8 @@
 //! | extra | the secret's notes (a secure note's text: its sensitive `notes` field) |
 //! | fav | ignored |
 
-use super::plan::{self, Item, ItemField, Names, Plan};
+use super::items::{self, Item, ItemField};
+use super::plan::{Names, Plan};
 use super::table::{self, Table};
 
 /// LastPass's marker URL for secure notes.
@@ -81,7 +82,7 @@ pub fn plan(text: &[u8], prefix: &str, tags: &[String]) -> Result<Plan, String> 
             item.urls.push(u);
         }
         *item.notes = Table::take(&mut row, extra);
-        plan::add_item(&mut plan, &mut names, item, prefix, tags)?;
+        items::add_item(&mut plan, &mut names, item, prefix, tags)?;
     }
     Ok(plan)
 }

@@ -17,7 +17,8 @@
 //! | favorite, archived, type, category, created/modified dates | ignored |
 //! | any other | a sensitive field named after the column |
 
-use super::plan::{self, Item, ItemField, Names, Plan};
+use super::items::{self, Item, ItemField};
+use super::plan::{Names, Plan};
 use super::table::{self, Table};
 
 const TITLE: &[&str] = &["title", "name"];
@@ -119,7 +120,7 @@ pub fn plan(text: &[u8], prefix: &str, tags: &[String]) -> Result<Plan, String> 
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect();
-        plan::add_item(&mut plan, &mut names, item, prefix, tags)?;
+        items::add_item(&mut plan, &mut names, item, prefix, tags)?;
     }
     Ok(plan)
 }
