@@ -462,6 +462,21 @@ fn a_bad_entry_imports_nothing_and_names_its_line() {
     assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
     assert_eq!(keys(&env), before);
 
+    // dotenvy expands $NAME from the importing process's environment: the
+    // master password is never copied into the vault that way.
+    std::fs::write(&file, "GOOD1=one\nLEAK=\"${SECRETCTL_PASSWORD}\"\n").unwrap();
+    let mut c = env.command(&["import", file.to_str().unwrap()]);
+    c.env("SECRETCTL_PASSWORD", PASSWORD);
+    let out = run(c, None);
+    assert_code(&out, 1, "password reference");
+    assert!(
+        stderr(&out).contains("line 2: the value of LEAK holds the value of SECRETCTL_PASSWORD"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains(PASSWORD) && !stdout(&out).contains(PASSWORD));
+    assert_eq!(keys(&env), before);
+
     // A NUL byte in a value (a JSON escape): refused as `set` refuses it.
     let file = env.dir.path().join("nul.json");
     std::fs::write(

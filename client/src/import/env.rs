@@ -101,13 +101,42 @@ pub fn parse(text: &[u8]) -> Result<Vec<Var>, String> {
     Ok(vars)
 }
 
+/// Variables of this process that hold passwords (contract §2). dotenvy
+/// expands `$NAME` from the process environment, so a file could copy one
+/// into the vault, where runs would hand it to commands.
+const PASSWORD_VARS: &[&str] = &[
+    "SECRETCTL_PASSWORD",
+    "SECRETCTL_NEW_PASSWORD",
+    "SECRETCTL_BACKUP_PASSWORD",
+];
+
+/// Refuses a value that holds one of [`PASSWORD_VARS`]' values.
+fn check_no_password(var: &Var, passwords: &[(&str, Zeroizing<String>)]) -> Result<(), String> {
+    match passwords
+        .iter()
+        .find(|(_, p)| var.value.contains(p.as_str()))
+    {
+        Some((name, _)) => Err(format!(
+            "line {}: the value of {} holds the value of {name} from this process's environment (a reference such as ${{{name}}} expands to it): the master password is never imported",
+            var.line, var.name
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The plan of a `.env` file: one secret per variable (`prefix` + its name
 /// as written), its value in the `value` field.
 pub fn plan(text: &[u8], prefix: &str, tags: &[String]) -> Result<Plan, String> {
+    let passwords: Vec<(&str, Zeroizing<String>)> = PASSWORD_VARS
+        .iter()
+        .filter_map(|n| Some((*n, Zeroizing::new(std::env::var(n).ok()?))))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
     let mut plan = Plan::new();
     // name → index of its entry in the plan.
     let mut seen: HashMap<String, usize> = HashMap::new();
     for v in parse(text)? {
+        check_no_password(&v, &passwords)?;
         let origin = format!("line {}", v.line);
         let key = plan::key_as_written(prefix, &v.name, &origin)?;
         let mut note = None;
@@ -225,6 +254,18 @@ mod tests {
                 ),
             ]
         );
+        let pw = [(
+            "SECRETCTL_PASSWORD",
+            Zeroizing::new("master-pw-1".to_string()),
+        )];
+        let vars = parse(b"A=x\nB=pre-master-pw-1-post\n").unwrap();
+        assert!(check_no_password(&vars[0], &pw).is_ok());
+        let e = check_no_password(&vars[1], &pw).unwrap_err();
+        assert!(
+            e.starts_with("line 2: the value of B holds the value of SECRETCTL_PASSWORD"),
+            "{e}"
+        );
+        assert!(!e.contains("master-pw-1"), "{e}");
         let e = plan(b"A..B=1\n", "", &[]).err().unwrap();
         assert!(e.starts_with("line 1: 'A..B' is not a valid key"), "{e}");
     }
