@@ -1,0 +1,505 @@
+//! Restoring a backup (contract §10) in two steps, so that nothing is
+//! touched until everything was checked:
+//!
+//! 1. [`stage`]: the backup is decrypted and unpacked into a private
+//!    directory inside `SECRETCTL_HOME` (`.restore-*`, 0700, removed
+//!    afterwards) and checked completely: the manifest, the vault file
+//!    (redb's integrity check, the header, the counts), and — when the
+//!    backup is protected by the master password, which then opens the
+//!    backed-up vault — every record's seal and value, and the audit chain
+//!    up to the backed-up vault's anchors. With a separate backup password
+//!    the data key is not known here: age has authenticated every byte,
+//!    and seals and chain are checked at the next unlock.
+//! 2. [`install`], on the audit writer's thread with the writer paused
+//!    (`Audit::paused`), after the session was locked: the live vault is
+//!    retired (no write can land in it any more), the staged vault takes
+//!    over the live one's bookkeeping, and the files are swapped by
+//!    renames within `SECRETCTL_HOME`. Nothing is deleted.
+//!
+//! The audit-log rule (the chain's MAC is keyed from the data key):
+//! - **Same vault** — the backup has the live vault's id (so its data key:
+//!   a password change keeps the key) and the live log holds the backup's
+//!   anchor record: the live log is kept as it is (it is the longer one
+//!   and tells what happened since the backup), and the restored vault
+//!   takes over the live vault's audit anchor and pending head, so the
+//!   log verifies against it with no false gap.
+//! - **Another vault** (or a live log that does not contain the backup's
+//!   history): the live `audit/` is renamed to
+//!   `audit.before-restore-<time>/` and the backup's log is installed;
+//!   the restored vault's own anchors match it.
+//!
+//! Either way the restore's own record is appended after the swap (to the
+//! pending chain, since the vault is locked), and `audit verify` passes
+//! after the next unlock. The live vault is kept as
+//! `vault.redb.before-restore-<time>` (a hard link made before the new
+//! file is renamed over `vault.redb`, so `vault.redb` always exists).
+//!
+//! Carried over from the live vault in either case: the unlock-failure
+//! counter (the larger of the two, so a restore never resets the backoff)
+//! and the registered agent hosts (a restore must not turn an agent host
+//! into a user).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::archive::{self, ArchiveError, Manifest, Protection};
+use crate::audit::Paused;
+use crate::audit::files::Files;
+use crate::audit::pending::{self, PendingKey};
+use crate::audit::record::AuditKey;
+use crate::audit::verify;
+use crate::session::Session;
+use crate::store::{AuditAnchor, Carried, Failures, Store, StoreError};
+use crate::vault::{Vault, VaultError};
+
+/// Why a restore stops. Messages name files and keys, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// The backup decrypted, but what it holds is not a usable vault.
+    #[error("the backup's vault {0}")]
+    BadVault(String),
+    /// The backup's audit log does not verify.
+    #[error("the backup's audit log does not verify: {0}")]
+    BadAudit(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what}: {cause}")]
+    Io { what: String, cause: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RestoreError {
+    let what = what.into();
+    move |cause| RestoreError::Io { what, cause }
+}
+
+/// What the check found, for the answer.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub secret_count: u64,
+    pub audit_records: u64,
+    pub created_at: i64,
+    /// Seals and the chain were checked (the master password opened the
+    /// backed-up vault).
+    pub deep: bool,
+    /// Records whose seal or value failed, as (key, why).
+    pub damaged: Vec<(String, String)>,
+}
+
+/// A backup unpacked and checked, waiting in its private directory.
+pub struct Staged {
+    dir: tempfile::TempDir,
+    pub manifest: Manifest,
+    pub report: Report,
+    vault_id: Vec<u8>,
+    anchor: Option<AuditAnchor>,
+    failures: Failures,
+}
+
+impl Staged {
+    fn vault_path(&self) -> PathBuf {
+        self.dir.path().join("unpacked").join(archive::VAULT)
+    }
+
+    fn audit_dir(&self) -> PathBuf {
+        self.dir.path().join("unpacked").join(archive::AUDIT)
+    }
+}
+
+/// A private directory for a backup or restore inside `home` (same file
+/// system as the vault, so the final renames are atomic); removed when
+/// dropped.
+pub fn work_dir(home: &Path, what: &str) -> Result<tempfile::TempDir, RestoreError> {
+    tempfile::Builder::new()
+        .prefix(&format!(".{what}-"))
+        .tempdir_in(home)
+        .map_err(io(format!(
+            "cannot create a private directory in {}",
+            home.display()
+        )))
+}
+
+/// Unpacks the backup at `file` (inside `dir`, from [`work_dir`]) with
+/// `password` and checks it completely. Nothing outside `dir` is touched.
+pub fn stage(dir: tempfile::TempDir, file: &Path, password: &str) -> Result<Staged, RestoreError> {
+    let input = File::open(file).map_err(io("cannot read the received backup"))?;
+    let unpacked = dir.path().join("unpacked");
+    let manifest = archive::unpack(input, password, &unpacked)?;
+    let vault_path = unpacked.join(archive::VAULT);
+    // An audit directory, even if the backup had no audit files.
+    let audit_dir = unpacked.join(archive::AUDIT);
+    if !audit_dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&audit_dir)
+            .map_err(io(format!("cannot create {}", audit_dir.display())))?;
+    }
+    Store::check_file(&vault_path)
+        .map_err(|e| RestoreError::BadVault(format!("is damaged: {e}")))?;
+    let vault = Vault::open(&vault_path)
+        .map_err(|e| RestoreError::BadVault(format!("does not open: {e}")))?
+        .ok_or_else(|| RestoreError::BadVault("has no header: it was never initialized".into()))?;
+    let header = vault.header();
+    if header.format_version != crate::store::FORMAT_VERSION {
+        return Err(RestoreError::BadVault(format!(
+            "has format version {} and this secretctl reads {}",
+            header.format_version,
+            crate::store::FORMAT_VERSION
+        )));
+    }
+    if archive::hex(vault.vault_id()) != manifest.vault_id {
+        return Err(RestoreError::BadVault(
+            "is not the vault its manifest names (another vault id)".into(),
+        ));
+    }
+    if vault.count() != manifest.secret_count {
+        return Err(RestoreError::BadVault(format!(
+            "holds {} secrets, its manifest says {}",
+            vault.count(),
+            manifest.secret_count
+        )));
+    }
+    vault
+        .kdf()
+        .validate()
+        .map_err(|e| RestoreError::BadVault(format!("has an unusable header: {e}")))?;
+    let store = vault.store();
+    let anchor = store.audit_anchor()?;
+    let pending_anchor = store.audit_pending()?;
+    let failures = store.failures()?;
+    let mut report = Report {
+        secret_count: vault.count(),
+        audit_records: manifest.audit_records,
+        created_at: manifest.created_at,
+        deep: false,
+        damaged: Vec::new(),
+    };
+    if manifest.protection == Protection::MasterPassword {
+        // The password that encrypted the file was the vault's master
+        // password then: it opens the backed-up vault.
+        let dk = vault
+            .unwrap_with(password.as_bytes())
+            .map_err(|e| RestoreError::BadVault(format!("cannot be opened: {e}")))?
+            .ok_or_else(|| {
+                RestoreError::BadVault(
+                    "does not open with the password that encrypted the backup".into(),
+                )
+            })?;
+        report.damaged = vault.check_all(&dk).map_err(|e| match e {
+            VaultError::Store(s) => RestoreError::Store(s),
+            e => RestoreError::BadVault(e.to_string()),
+        })?;
+        let files = Files::open(&audit_dir, crate::audit::DEFAULT_SEGMENT_BYTES)
+            .map_err(io(format!("cannot open {}", audit_dir.display())))?;
+        let walk = verify::walk(&files, &AuditKey::derive(&dk), anchor.as_ref());
+        if let Some(e) = walk.error {
+            return Err(RestoreError::BadAudit(e));
+        }
+        let checked = pending::check(
+            files.pending_lines(),
+            Some(&PendingKey::derive(&dk)),
+            Some(&pending_anchor.clone().unwrap_or_default()),
+        );
+        if let Some(problem) = checked.problem {
+            return Err(RestoreError::BadAudit(problem));
+        }
+        report.audit_records = walk.records.len() as u64 + checked.good.len() as u64;
+        report.deep = true;
+    }
+    let vault_id = vault.vault_id().to_vec();
+    drop(vault); // closes the staged file: it is opened again to install it
+    Ok(Staged {
+        dir,
+        manifest,
+        report,
+        vault_id,
+        anchor,
+        failures,
+    })
+}
+
+/// How the restore treats the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditPlan {
+    /// Same vault: the live log is kept and continues.
+    Keep,
+    /// Another vault: the live log is moved aside (if it holds anything)
+    /// and the backup's installed.
+    Replace,
+}
+
+/// What a restore does (or would do), decided with the writer paused.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub audit: AuditPlan,
+    /// The live vault's secret count, if there is a live vault.
+    pub live_secrets: Option<u64>,
+    /// `vault.redb.before-restore-<time>`, if there is a live vault.
+    pub previous_vault: Option<String>,
+    /// `audit.before-restore-<time>`, if the live log is moved aside.
+    pub previous_audit: Option<String>,
+}
+
+impl Plan {
+    /// One line each, for the answer.
+    pub fn notes(&self, staged: &Staged, done: bool) -> Vec<String> {
+        let will = if done { "" } else { "would be " };
+        let mut out = Vec::new();
+        let taken = secretctl_proto::duration::rfc3339(staged.manifest.created_at);
+        match self.live_secrets {
+            Some(n) => out.push(format!(
+                "vault.redb ({n} secrets) {will}replaced by the backup's vault ({} secrets, taken {taken})",
+                staged.report.secret_count
+            )),
+            None => out.push(format!(
+                "no vault here: the backup's vault ({} secrets, taken {taken}) {will}installed as vault.redb",
+                staged.report.secret_count
+            )),
+        }
+        if let Some(p) = &self.previous_vault {
+            out.push(format!("the previous vault {will}kept as {p}"));
+        }
+        match self.audit {
+            AuditPlan::Keep => out.push(format!(
+                "audit log: same vault, so the current log {}kept and continued (it contains the backup's history); the restore {will}recorded at its end",
+                if done { "was " } else { "would be " }
+            )),
+            AuditPlan::Replace => out.push(format!(
+                "audit log: {}the backup's log {will}installed{}; the restore {will}recorded at its end",
+                match &self.previous_audit {
+                    Some(a) => format!("another vault, so the current log {will}moved to {a}/ and "),
+                    None => "another vault: ".to_string(),
+                },
+                if self.previous_audit.is_none() {
+                    " (the current audit directory is empty)"
+                } else {
+                    ""
+                }
+            )),
+        }
+        out.push(format!(
+            "no other file in SECRETCTL_HOME {} touched",
+            if done { "was" } else { "would be" }
+        ));
+        out
+    }
+}
+
+/// `true` when `dir` holds anything.
+fn has_entries(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut rd| rd.next().is_some())
+}
+
+/// Decides the plan: see the module's audit-log rule.
+pub fn plan(p: &Paused<'_>, live: Option<&Vault>, staged: &Staged, stamp: &str) -> Plan {
+    let same = live.is_some_and(|v| {
+        v.vault_id() == staged.vault_id.as_slice()
+            && staged
+                .anchor
+                .as_ref()
+                .is_none_or(|a| p.holds(a.seq, &a.mac))
+    });
+    let audit = if same {
+        AuditPlan::Keep
+    } else {
+        AuditPlan::Replace
+    };
+    Plan {
+        live_secrets: live.map(|v| v.count()),
+        previous_vault: live.map(|_| format!("{}.before-restore-{stamp}", archive::VAULT)),
+        previous_audit: (audit == AuditPlan::Replace && has_entries(p.dir()))
+            .then(|| format!("{}.before-restore-{stamp}", archive::AUDIT)),
+        audit,
+    }
+}
+
+/// A name for this moment, for the files kept aside: `20261201T035616Z`;
+/// a suffix is added while a file of that name exists.
+pub fn stamp(home: &Path) -> String {
+    let base: String = secretctl_proto::duration::rfc3339(crate::vault::now_secs())
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
+    let free = |s: &str| {
+        !home
+            .join(format!("{}.before-restore-{s}", archive::VAULT))
+            .exists()
+            && !home
+                .join(format!("{}.before-restore-{s}", archive::AUDIT))
+                .exists()
+    };
+    if free(&base) {
+        return base;
+    }
+    (2..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|s| free(s))
+        .expect("some suffix is free")
+}
+
+fn sync_dir(dir: &Path) -> Result<(), RestoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(format!("cannot sync {}", dir.display())))
+}
+
+fn max_failures(a: Failures, b: Failures) -> Failures {
+    Failures {
+        count: a.count.max(b.count),
+        last_failure_unix_ms: a.last_failure_unix_ms.max(b.last_failure_unix_ms),
+    }
+}
+
+/// Replaces the live vault (and, by `plan`, the audit log) with the staged
+/// backup. Runs with the audit writer paused (`p`) and the session locked
+/// and its unlock gate held. On an error before the vault file is
+/// replaced, everything is put back as it was.
+pub fn install(
+    p: &mut Paused<'_>,
+    session: &Session,
+    staged: &Staged,
+    plan: &Plan,
+) -> Result<(), RestoreError> {
+    let home = session.paths.home.clone();
+    let live_path = session.paths.vault.clone();
+    let live = session.vault().ok();
+    // No write can reach the live file from here on: one in progress ends
+    // first, later ones fail (`StoreError::Replaced`).
+    let retired = match &live {
+        Some(v) => Some(v.store().retire()?),
+        None => None,
+    };
+    let undo = |retired: Option<crate::store::Retired<'_>>| {
+        if let Some(r) = retired {
+            r.undo();
+        }
+    };
+    // What the restored vault takes over from the live one.
+    let carried = match &live {
+        Some(v) => {
+            let s = v.store();
+            let keep = plan.audit == AuditPlan::Keep;
+            let read = || -> Result<Carried, StoreError> {
+                Ok(Carried {
+                    failures: Some(max_failures(s.failures()?, staged.failures.clone())),
+                    agent_hosts: Some(s.agent_hosts()?),
+                    audit_anchor: if keep { Some(s.audit_anchor()?) } else { None },
+                    audit_pending: if keep { Some(s.audit_pending()?) } else { None },
+                })
+            };
+            match read() {
+                Ok(c) => c,
+                Err(e) => {
+                    undo(retired);
+                    return Err(e.into());
+                }
+            }
+        }
+        None => Carried::default(),
+    };
+    let staged_vault = staged.vault_path();
+    let prepared = (|| -> Result<(), RestoreError> {
+        let store = Store::open(&staged_vault)?.ok_or_else(|| {
+            RestoreError::BadVault("disappeared from its private directory".into())
+        })?;
+        store.carry_over(&carried)?;
+        drop(store);
+        File::open(&staged_vault)
+            .and_then(|f| f.sync_all())
+            .map_err(io("cannot sync the restored vault"))
+    })();
+    if let Err(e) = prepared {
+        undo(retired);
+        return Err(e);
+    }
+
+    // The audit log.
+    let audit_dir = p.dir().to_path_buf();
+    let aside = plan.previous_audit.as_ref().map(|a| home.join(a));
+    if plan.audit == AuditPlan::Replace {
+        if let Some(aside) = &aside
+            && let Err(e) = std::fs::rename(&audit_dir, aside)
+        {
+            undo(retired);
+            return Err(io(format!("cannot move {} aside", audit_dir.display()))(e));
+        }
+        if aside.is_none() {
+            // Empty: nothing to keep.
+            let _ = std::fs::remove_dir(&audit_dir);
+        }
+        if let Err(e) = std::fs::rename(staged.audit_dir(), &audit_dir) {
+            if let Some(aside) = &aside {
+                let _ = std::fs::rename(aside, &audit_dir);
+            } else {
+                let _ = std::fs::create_dir(&audit_dir);
+            }
+            undo(retired);
+            return Err(io("cannot install the backup's audit log")(e));
+        }
+    }
+    let put_audit_back = || {
+        if plan.audit == AuditPlan::Replace {
+            let _ = std::fs::rename(&audit_dir, staged.audit_dir());
+            match &aside {
+                Some(aside) => {
+                    let _ = std::fs::rename(aside, &audit_dir);
+                }
+                None => {
+                    let _ = std::fs::create_dir(&audit_dir);
+                }
+            }
+        }
+    };
+
+    // The vault: keep the live file under a second name, then rename the
+    // restored one over `vault.redb` (atomic: `vault.redb` always exists).
+    let previous = plan.previous_vault.as_ref().map(|n| home.join(n));
+    if let Some(prev) = &previous
+        && let Err(e) = std::fs::hard_link(&live_path, prev)
+    {
+        put_audit_back();
+        undo(retired);
+        return Err(io(format!(
+            "cannot keep the current vault as {}",
+            prev.display()
+        ))(e));
+    }
+    if let Err(e) = std::fs::rename(&staged_vault, &live_path) {
+        if let Some(prev) = &previous {
+            // Only the second name goes: the live file keeps `vault.redb`.
+            let _ = std::fs::remove_file(prev);
+        }
+        put_audit_back();
+        undo(retired);
+        return Err(io("cannot put the restored vault in place")(e));
+    }
+    sync_dir(&home)?;
+    let restored = match Vault::open(&live_path) {
+        Ok(Some(v)) => Arc::new(v),
+        other => {
+            // Verified a moment ago, so this is the disk failing: put the
+            // previous vault back under its name.
+            let why = match other {
+                Err(e) => e.to_string(),
+                _ => "it has no header".into(),
+            };
+            if let Some(prev) = &previous {
+                let _ = std::fs::rename(prev, &live_path);
+            }
+            put_audit_back();
+            undo(retired);
+            return Err(RestoreError::BadVault(format!(
+                "does not open once in place ({why}); the previous vault was put back"
+            )));
+        }
+    };
+    session.replace_vault(restored.clone());
+    p.restored(restored, plan.audit == AuditPlan::Keep);
+    drop(retired);
+    Ok(())
+}
