@@ -214,7 +214,7 @@ pub fn unpack<R: Read>(input: R, passphrase: &str, dest: &Path) -> Result<Manife
         .map_err(|e| ArchiveError::Damaged(format!("its age header does not parse ({e})")))?;
     if !decryptor.is_scrypt() {
         return Err(ArchiveError::NotABackup(
-            "it is encrypted to age keys, not to a password (secretctl backups are passphrase files)".into(),
+            "its age header names no passphrase recipient: it is encrypted to age keys, or its header was altered".into(),
         ));
     }
     let identity = age::scrypt::Identity::new(SecretString::from(passphrase));

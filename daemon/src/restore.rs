@@ -7,7 +7,9 @@
 //!    (redb's integrity check, the header, the counts), and — when the
 //!    backup is protected by the master password, which then opens the
 //!    backed-up vault — every record's seal and value, and the audit chain
-//!    up to the backed-up vault's anchors. With a separate backup password
+//!    up to the backed-up vault's anchors. A backup with a separate
+//!    password is checked the same way with the live data key when the
+//!    session is unlocked and the backup is of the same vault; otherwise
 //!    the data key is not known here: age has authenticated every byte,
 //!    and seals and chain are checked at the next unlock.
 //! 2. [`install`], on the audit writer's thread with the writer paused
@@ -49,6 +51,7 @@ use crate::audit::files::Files;
 use crate::audit::pending::{self, PendingKey};
 use crate::audit::record::AuditKey;
 use crate::audit::verify;
+use crate::keyring::DataKey;
 use crate::session::Session;
 use crate::store::{AuditAnchor, Carried, Failures, Store, StoreError};
 use crate::vault::{Vault, VaultError};
@@ -124,8 +127,16 @@ pub fn work_dir(home: &Path, what: &str) -> Result<tempfile::TempDir, RestoreErr
 }
 
 /// Unpacks the backup at `file` (inside `dir`, from [`work_dir`]) with
-/// `password` and checks it completely. Nothing outside `dir` is touched.
-pub fn stage(dir: tempfile::TempDir, file: &Path, password: &str) -> Result<Staged, RestoreError> {
+/// `password` and checks it completely. `live_key`: the live vault's id and
+/// data key, when the session is unlocked (checks a backup protected by a
+/// separate password of this vault completely too). Nothing outside `dir`
+/// is touched.
+pub fn stage(
+    dir: tempfile::TempDir,
+    file: &Path,
+    password: &str,
+    live_key: Option<(Vec<u8>, Arc<DataKey>)>,
+) -> Result<Staged, RestoreError> {
     let input = File::open(file).map_err(io("cannot read the received backup"))?;
     let unpacked = dir.path().join("unpacked");
     let manifest = archive::unpack(input, password, &unpacked)?;
@@ -179,17 +190,27 @@ pub fn stage(dir: tempfile::TempDir, file: &Path, password: &str) -> Result<Stag
         deep: false,
         damaged: Vec::new(),
     };
-    if manifest.protection == Protection::MasterPassword {
-        // The password that encrypted the file was the vault's master
-        // password then: it opens the backed-up vault.
-        let dk = vault
-            .unwrap_with(password.as_bytes())
-            .map_err(|e| RestoreError::BadVault(format!("cannot be opened: {e}")))?
-            .ok_or_else(|| {
-                RestoreError::BadVault(
-                    "does not open with the password that encrypted the backup".into(),
-                )
-            })?;
+    // The data key, to check seals and the chain: the password that
+    // encrypted the file was the vault's master password then, so it opens
+    // the backed-up vault; a backup with a separate password of the live
+    // vault is checked with the live key (an unlocked session; the same
+    // vault id means the same data key, which a password change keeps).
+    let dk = match manifest.protection {
+        Protection::MasterPassword => Some(Arc::new(
+            vault
+                .unwrap_with(password.as_bytes())
+                .map_err(|e| RestoreError::BadVault(format!("cannot be opened: {e}")))?
+                .ok_or_else(|| {
+                    RestoreError::BadVault(
+                        "does not open with the password that encrypted the backup".into(),
+                    )
+                })?,
+        )),
+        Protection::BackupPassword => live_key
+            .filter(|(id, _)| id.as_slice() == vault.vault_id())
+            .map(|(_, k)| k),
+    };
+    if let Some(dk) = dk {
         report.damaged = vault.check_all(&dk).map_err(|e| match e {
             VaultError::Store(s) => RestoreError::Store(s),
             e => RestoreError::BadVault(e.to_string()),

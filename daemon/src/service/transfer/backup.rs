@@ -67,7 +67,8 @@ pub(super) fn archive_status(e: ArchiveError) -> Status {
     match e {
         ArchiveError::WrongPassword => Status::unauthenticated(msg),
         ArchiveError::Damaged(_) => Status::data_loss(msg),
-        ArchiveError::NotABackup(_) | ArchiveError::TooLarge(_) => Status::invalid_argument(msg),
+        // Not a usage error: the file is at fault (exit 1).
+        ArchiveError::NotABackup(_) | ArchiveError::TooLarge(_) => Status::failed_precondition(msg),
         ArchiveError::Io { .. } => {
             tracing::error!(error = %msg, "backup file I/O failed");
             Status::internal(msg)

@@ -22,7 +22,7 @@ use crate::archive;
 use crate::caller::{Action, Conn};
 use crate::restore::{self, AuditPlan, Plan, RestoreError, Staged};
 use crate::service::{blocking, event, gate, outcome};
-use crate::session::{LockReason, Session};
+use crate::session::{LockReason, Session, Use};
 use crate::store::StoreError;
 
 /// Largest piece of the file in one message (the CLI sends 1 MiB).
@@ -153,10 +153,16 @@ async fn run(
         .detail
         .insert("bytes".into(), serde_json::json!(total));
 
-    // Everything checked before anything is touched.
-    let staged =
-        blocking(move || restore::stage(dir, &age_path, &passphrase).map_err(restore_status))
-            .await?;
+    // Everything checked before anything is touched; with the live key
+    // when unlocked (looking: the idle timer is left alone).
+    let live_key = session
+        .key(Use::Look)
+        .ok()
+        .map(|(v, k)| (v.vault_id().to_vec(), k));
+    let staged = blocking(move || {
+        restore::stage(dir, &age_path, &passphrase, live_key).map_err(restore_status)
+    })
+    .await?;
     let report = staged.report.clone();
     facts
         .detail
@@ -256,13 +262,17 @@ fn check_notes(staged: &Staged) -> Vec<String> {
     )];
     if r.deep {
         out.push(format!(
-            "checked with the master password: every record's seal and value ({} damaged), and the audit chain ({} records) up to the vault's anchor",
+            "checked with the data key ({}): every record's seal and value ({} damaged), and the audit chain ({} records) up to the vault's anchor",
+            match staged.manifest.protection {
+                crate::archive::Protection::MasterPassword => "from the master password that protects the backup",
+                crate::archive::Protection::BackupPassword => "of the unlocked vault, the same vault",
+            },
             r.damaged.len(),
             r.audit_records
         ));
     } else {
         out.push(
-            "protected by a separate backup password, so the data key is not known here: record seals and the audit chain are checked when the restored vault is unlocked ('secretctl list' shows damaged records, 'secretctl audit verify' checks the chain)".into(),
+            "protected by a separate backup password, and no unlocked vault of the same id holds its data key: record seals and the audit chain are checked when the restored vault is unlocked ('secretctl list' shows damaged records, 'secretctl audit verify' checks the chain)".into(),
         );
     }
     out
