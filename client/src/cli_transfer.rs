@@ -196,7 +196,8 @@ Examples:
   secretctl generate
   secretctl generate -l 32 --no-symbols -n 5
   secretctl generate --words 6
-  secretctl generate --set db/password      # stored, never printed")]
+  secretctl generate --set db/password      # stored, never printed
+  secretctl generate --set prod/db --field password")]
 pub struct GenerateArgs {
     /// Length in characters.
     #[arg(short = 'l', long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=4096))]
@@ -219,12 +220,17 @@ pub struct GenerateArgs {
     /// Characters never to use (e.g. "0O1lI").
     #[arg(long, value_name = "CHARS")]
     pub exclude: Option<String>,
-    /// A passphrase of N words instead.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// A passphrase of N words (separated by '-') instead.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64),
+          conflicts_with_all = ["length", "no_symbols", "no_digits", "no_upper", "no_lower", "exclude"])]
     pub words: Option<u32>,
-    /// Store the result as KEY's value instead of printing it.
+    /// Store the result as KEY's value instead of printing it (an upsert:
+    /// the secret's other fields and metadata are kept).
     #[arg(long, value_name = "KEY")]
     pub set: Option<String>,
+    /// With --set: the field to store it in (e.g. password).
+    #[arg(long, value_name = "NAME", default_value = "value", requires = "set")]
+    pub field: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]

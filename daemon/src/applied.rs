@@ -189,3 +189,135 @@ fn compare(
         (Ok(Some(_)), Some(_)) => FileState::Differs,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::KdfParams;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    const POLICY_A: &str = "version: 1\nallowed_commands: [ls]\n";
+    const POLICY_B: &str = "version: 1\ndefault_action: allow\n";
+    const CONFIG: &str = "agent:\n  max_concurrent_runs: 2\n";
+
+    fn setup() -> (tempfile::TempDir, Vault, DataKey, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, dk) =
+            Vault::init(&dir.path().join("v.redb"), b"pw", KdfParams::TEST_TINY).unwrap();
+        let policy = dir.path().join("mcp-policy.yaml");
+        let config = dir.path().join("config.yaml");
+        (dir, vault, dk, policy, config)
+    }
+
+    fn write(path: &Path, text: &str, mode: u32) {
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn states_have_their_status_words() {
+        let words = [
+            (FileState::NotApplied, "not applied"),
+            (FileState::Same, "applied"),
+            (FileState::Differs, "differs from the applied copy"),
+            (FileState::Missing, "missing"),
+            (FileState::Unusable("x".into()), "unusable"),
+        ];
+        for (state, word) in words {
+            assert_eq!(state.as_str(), word, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn the_applied_policy_counts_not_the_file() {
+        let (_d, vault, dk, file, _) = setup();
+        let applied = Applied::default();
+        assert_eq!(applied.policy_state(&file), FileState::Missing);
+        let e = applied.policy(&file).unwrap_err();
+        assert!(e.contains("no policy file"), "{e}");
+
+        write(&file, POLICY_A, 0o600);
+        assert_eq!(applied.policy_state(&file), FileState::NotApplied);
+        let e = applied.policy(&file).unwrap_err();
+        assert!(e.contains("no policy has been applied"), "{e}");
+
+        let a = policy::parse(POLICY_A).unwrap();
+        applied
+            .set_policy(&vault, &dk, POLICY_A.into(), a.clone())
+            .unwrap();
+        assert_eq!(applied.policy_state(&file), FileState::Same);
+        assert_eq!(applied.policy(&file).unwrap(), a);
+
+        // An edit changes nothing until it is applied again.
+        write(&file, POLICY_B, 0o600);
+        assert_eq!(applied.policy_state(&file), FileState::Differs);
+        assert_eq!(applied.policy(&file).unwrap(), a);
+
+        // An exposed or removed file refuses every run.
+        write(&file, POLICY_A, 0o644);
+        assert!(matches!(
+            applied.policy_state(&file),
+            FileState::Unusable(m) if m.contains("chmod 600")
+        ));
+        assert!(applied.policy(&file).unwrap_err().contains("chmod 600"));
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(applied.policy_state(&file), FileState::Differs);
+        assert!(
+            applied
+                .policy(&file)
+                .unwrap_err()
+                .contains("no policy file")
+        );
+    }
+
+    #[test]
+    fn applied_copies_are_sealed_in_the_vault_and_loaded_at_unlock() {
+        let (_d, vault, dk, file, config_file) = setup();
+        write(&file, POLICY_A, 0o600);
+        write(&config_file, CONFIG, 0o600);
+        let first = Applied::default();
+        assert_eq!(first.config().agent.max_concurrent_runs, 4, "the default");
+        first
+            .set_policy(
+                &vault,
+                &dk,
+                POLICY_A.into(),
+                policy::parse(POLICY_A).unwrap(),
+            )
+            .unwrap();
+        first
+            .set_config(&vault, &dk, CONFIG.into(), Config::parse(CONFIG).unwrap())
+            .unwrap();
+        assert_eq!(first.config().agent.max_concurrent_runs, 2);
+        assert_eq!(first.config_state(&config_file), FileState::Same);
+
+        // What a later unlock finds.
+        let later = Applied::default();
+        assert_eq!(later.config_state(&config_file), FileState::NotApplied);
+        later.load(&vault, &dk).unwrap();
+        assert_eq!(
+            later.policy(&file).unwrap(),
+            policy::parse(POLICY_A).unwrap()
+        );
+        assert_eq!(later.policy_state(&file), FileState::Same);
+        assert_eq!(later.config().agent.max_concurrent_runs, 2);
+        assert_eq!(later.config_state(&config_file), FileState::Same);
+        write(&config_file, "agent:\n  max_concurrent_runs: 3\n", 0o600);
+        assert_eq!(later.config_state(&config_file), FileState::Differs);
+        assert_eq!(later.config().agent.max_concurrent_runs, 2);
+    }
+
+    #[test]
+    fn an_applied_policy_that_no_longer_parses_refuses_runs() {
+        let (_d, vault, dk, file, _) = setup();
+        write(&file, POLICY_A, 0o600);
+        vault
+            .set_applied_text(&dk, Which::Policy, "version: 2\n")
+            .unwrap();
+        let applied = Applied::default();
+        applied.load(&vault, &dk).unwrap();
+        let e = applied.policy(&file).unwrap_err();
+        assert!(e.contains("no policy has been applied"), "{e}");
+    }
+}

@@ -333,4 +333,56 @@ mod tests {
             .is_err()
         );
     }
+
+    #[test]
+    fn the_default_kdf_is_the_contracts() {
+        // Contract: Argon2id m=64 MiB, t=3, p=4. Lowering it weakens every
+        // new vault.
+        assert_eq!(
+            KdfParams::DEFAULT,
+            KdfParams {
+                memory_kib: 65536,
+                iterations: 3,
+                parallelism: 4,
+            }
+        );
+    }
+
+    #[test]
+    fn params_limits_are_inclusive() {
+        let p = |memory_kib: u32, iterations: u32, parallelism: u32| {
+            KdfParams {
+                memory_kib,
+                iterations,
+                parallelism,
+            }
+            .validate()
+            .is_ok()
+        };
+        // At least 8 KiB per lane.
+        assert!(p(8, 1, 1) && p(16, 1, 2) && p(32, 1, 4));
+        assert!(!p(7, 1, 1) && !p(15, 1, 2) && !p(31, 1, 4));
+        // At most 1 GiB.
+        let max = KdfParams::MAX_MEMORY_KIB;
+        assert_eq!(max, 1024 * 1024);
+        assert!(p(max, 1, 1) && !p(max + 1, 1, 1));
+        assert!(p(1024, 10, 1) && !p(1024, 11, 1) && !p(1024, 0, 1));
+        assert!(p(1024, 1, 16) && !p(1024, 1, 17) && !p(1024, 1, 0));
+    }
+
+    #[test]
+    fn every_seal_has_a_fresh_random_nonce() {
+        let key = DataKey::generate().unwrap();
+        let a = seal(&key, b"aad", b"same value").unwrap();
+        let b = seal(&key, b"aad", b"same value").unwrap();
+        assert_eq!(a.nonce.len(), NONCE_LEN);
+        assert_ne!(a.nonce, b.nonce);
+        assert_ne!(
+            a.ciphertext, b.ciphertext,
+            "equal values must not look equal"
+        );
+        let mut buf = [0u8; 32];
+        random(&mut buf).unwrap();
+        assert_ne!(buf, [0u8; 32]);
+    }
 }

@@ -20,6 +20,7 @@ pub mod redact;
 pub mod restore;
 pub mod runner;
 pub mod secret;
+pub mod security;
 pub mod server;
 pub mod service;
 pub mod session;

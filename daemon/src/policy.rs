@@ -283,6 +283,54 @@ trusted_directories: [/home/linuxbrew/.linuxbrew/bin]
     }
 
     #[test]
+    fn alias_names_are_letters_digits_underscore_and_dash() {
+        let with = |name: &str| {
+            parse(&format!(
+                "version: 1\nenv_aliases:\n  {name:?}: [{{pattern: \"db/*\", target: \"x/db/*\"}}]\n"
+            ))
+        };
+        for good in ["dev", "dev_1", "dev-2", "D3"] {
+            assert!(with(good).is_ok(), "{good}: {:?}", with(good));
+        }
+        for bad in ["", "dev.x", "a b", "dev/x", "d\u{e9}v"] {
+            let e = with(bad).unwrap_err();
+            assert!(e.contains("must be letters, digits"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn alias_rules_take_one_trailing_glob_of_at_most_two_stars() {
+        let rule = |pattern: &str, target: &str| {
+            parse(&format!(
+                "version: 1\nenv_aliases:\n  dev: [{{pattern: {pattern:?}, target: {target:?}}}]\n"
+            ))
+        };
+        let p = rule("db/**", "dev/db/**").unwrap();
+        assert_eq!(p.rewrite("dev", "db/a/b").unwrap().lookup, "dev/db/a/b");
+        let e = rule("db/***", "dev/db/***").unwrap_err();
+        assert!(e.contains("only a trailing * or **"), "{e}");
+        let e = rule("db/*", "dev/db/**").unwrap_err();
+        assert!(e.contains("must end in the same glob"), "{e}");
+    }
+
+    #[test]
+    fn policy_files_up_to_a_mebibyte_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcp-policy.yaml");
+        let mut text = SAMPLE.to_string();
+        while text.len() < 64 * 1024 {
+            text.push_str("# a long comment line that pads the policy file out\n");
+        }
+        std::fs::write(&path, &text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(load(&path).unwrap(), parse(SAMPLE).unwrap());
+        text.push_str(&"#".repeat(1024 * 1024));
+        std::fs::write(&path, &text).unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(e.contains("larger than 1048576 bytes"), "{e}");
+    }
+
+    #[test]
     fn file_checks() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mcp-policy.yaml");

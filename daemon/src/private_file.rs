@@ -142,4 +142,55 @@ mod tests {
                 .contains("larger")
         );
     }
+
+    #[test]
+    fn a_file_of_exactly_max_bytes_is_read_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let text = "y".repeat(100);
+        let exact = write(d.path(), "exact", &text, 0o600);
+        assert_eq!(read(&exact, "file", 100).unwrap(), text);
+    }
+
+    #[test]
+    fn an_open_failure_other_than_a_symlink_is_not_called_one() {
+        let d = tempfile::tempdir().unwrap();
+        let plain = write(d.path(), "plain", "x", 0o600);
+        // Opening plain/x fails with ENOTDIR.
+        match read(&plain.join("x"), "file", 100) {
+            Err(FileError::Invalid { message, .. }) => {
+                assert!(message.contains("cannot open"), "{message}")
+            }
+            other => panic!("{:?}", other.map(|t| t.len())),
+        }
+    }
+
+    /// A file that reads longer than its size said (it grew after the
+    /// check) is still refused past `max`, not cut short and accepted. A
+    /// /proc file does that: it reports size 0.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_longer_than_its_stat_size_is_refused_past_max() {
+        // A child of ours with a known environment: its /proc/PID/environ
+        // is ours, mode 0400, size 0, and 70 bytes long.
+        let mut child = std::process::Command::new("cat")
+            .env_clear()
+            .env("FILLER", "a".repeat(62))
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        crate::caller::procfs::tests::exec_done(child.id());
+        let environ = PathBuf::from(format!("/proc/{}/environ", child.id()));
+        assert_eq!(std::fs::metadata(&environ).unwrap().len(), 0);
+        let r = read(&environ, "file", 8);
+        let whole = read(&environ, "file", 100);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        match r {
+            Err(FileError::Invalid { message, .. }) => {
+                assert!(message.contains("larger than 8 bytes"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(whole.unwrap(), format!("FILLER={}\0", "a".repeat(62)));
+    }
 }

@@ -198,8 +198,11 @@ pub fn check_set(current: Option<&SecretRecord>, req: &SetRequest) -> Result<(),
             return invalid(format!("a secret has at most {MAX_TAGS} tags"));
         }
     }
-    if req.expires_at.is_some_and(|e| e < 0) {
-        return invalid("expiry must be a time after 1970");
+    if req
+        .expires_at
+        .is_some_and(|e| !(0..=secretctl_proto::duration::MAX_RFC3339_SECS).contains(&e))
+    {
+        return invalid("expiry must be a time between 1970 and the end of the year 9999");
     }
     for bindings in req.bindings.iter().chain(&req.default_bindings) {
         if bindings.bindings.len() > MAX_BINDINGS {
@@ -598,5 +601,24 @@ mod tests {
         )
         .unwrap();
         assert!(default_field(&two).is_none());
+    }
+
+    #[test]
+    fn expiry_is_between_1970_and_the_year_9999() {
+        // Found by fuzzing (fuzz/vault_record): a later expiry could not be
+        // shown (RFC 3339 ends with the year 9999) and made listing panic.
+        let max = secretctl_proto::duration::MAX_RFC3339_SECS;
+        let mut req = set("k", vec![field("value", "v")]);
+        for bad in [-1, max + 1, i64::MAX] {
+            req.expires_at = Some(bad);
+            let e = check_set(None, &req).unwrap_err();
+            assert!(e.0.contains("year 9999"), "{e}");
+        }
+        req.expires_at = Some(max);
+        let (rec, _) = apply_set(None, &req, 1, fake_seal).unwrap();
+        assert_eq!(
+            secretctl_proto::duration::rfc3339(rec.expires_at.unwrap()),
+            "9999-12-31T23:59:59Z"
+        );
     }
 }

@@ -545,4 +545,138 @@ mod tests {
         assert!(sock.exists());
         bind(&sock).await.unwrap();
     }
+
+    /// A directory that cannot be created is reported as such (not
+    /// mistaken for one that appeared meanwhile).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_socket_dir_that_cannot_be_created_is_refused_as_such() {
+        let err = prepare_socket_dir(Path::new("/proc/secretctl-no-such-dir"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot create socket directory"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_stale_socket_is_never_removed() {
+        let t = tempfile::tempdir().unwrap();
+        // Longer than a socket address can be: connecting fails with an
+        // error other than "refused".
+        let long = t.path().join("s".repeat(120));
+        std::fs::write(&long, "user data").unwrap();
+        let err = bind(&long).await.unwrap_err().to_string();
+        assert!(err.contains("is not a socket we can replace"), "{err}");
+        assert_eq!(std::fs::read_to_string(&long).unwrap(), "user data");
+    }
+
+    /// Run by `another_uid_is_dropped_before_a_byte_is_read` as another uid:
+    /// connects and expects the daemon to hang up.
+    #[test]
+    #[ignore = "a helper, run as another uid by another test"]
+    fn connect_and_expect_a_hang_up() {
+        use std::io::Read;
+        let Some(path) = std::env::var_os("SECRETCTL_TEST_CONNECT") else {
+            return;
+        };
+        let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(s.read(&mut buf).unwrap(), 0, "the daemon hangs up");
+    }
+
+    #[tokio::test]
+    async fn another_uid_is_dropped_before_a_byte_is_read() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::time::Duration;
+        use tokio_stream::StreamExt;
+        use tonic::transport::server::Connected;
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "needs root (another uid); CI runs as root, so this is a failure"
+            );
+            eprintln!("SKIP another_uid_is_dropped_before_a_byte_is_read: needs root");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sock = t.path().join("s.sock");
+        let listener = bind(&sock).await.unwrap();
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let audit_dir = tempfile::tempdir().unwrap();
+        let audit = crate::audit::Audit::start(&audit_dir.path().join("audit"), 1 << 20).unwrap();
+        let session = Session::new(
+            crate::session::Paths {
+                home: t.path().into(),
+                vault: t.path().join("v.redb"),
+                socket: sock.clone(),
+            },
+            crate::config::Config::default(),
+            None,
+            false,
+            audit,
+        );
+        let table = conns::Table::new(conns::Limits::for_this_process());
+        let (mut incoming, task) = peer_checked(listener, session, table);
+
+        // This test binary, copied where `nobody` can run it, connects as
+        // `nobody` and must see the connection closed.
+        let exe = t.path().join("unit-tests");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut child = None;
+        for _ in 0..100 {
+            let spawned = tokio::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "server::tests::connect_and_expect_a_hang_up",
+                    "--ignored",
+                ])
+                .env("SECRETCTL_TEST_CONNECT", &sock)
+                .uid(65534)
+                .gid(65534)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn();
+            match spawned {
+                Ok(c) => {
+                    child = Some(c);
+                    break;
+                }
+                // Another test thread forked while the copy was open for
+                // writing: exec fails until that child execs.
+                Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                Err(e) => panic!("spawn the helper as nobody: {e}"),
+            }
+        }
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            child.expect("spawned").wait_with_output(),
+        )
+        .await
+        .expect("the helper ends")
+        .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        // Our own connection is the first one passed on.
+        let _ours = tokio::net::UnixStream::connect(&sock).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), incoming.next())
+            .await
+            .expect("our connection is passed on")
+            .expect("the stream goes on")
+            .unwrap();
+        let peer = &first.connect_info().0.peer;
+        assert_eq!(peer.uid, nix::unistd::geteuid().as_raw());
+        assert_eq!(peer.pid, Some(std::process::id() as i32));
+        task.abort();
+    }
 }

@@ -370,4 +370,99 @@ mod tests {
         assert!(s.lock(LockReason::Manual, None));
         assert_eq!(s.state(), VaultState::Uninitialized);
     }
+
+    /// A session over a new vault (installed as `init` does), locked.
+    fn session_with_vault() -> (Arc<Session>, DataKey, tempfile::TempDir) {
+        let (s, dir) = session();
+        assert_eq!(s.state(), VaultState::Uninitialized);
+        let (vault, key) = Vault::init(
+            &dir.path().join("v.redb"),
+            b"pw",
+            crate::crypto::KdfParams::TEST_TINY,
+        )
+        .unwrap();
+        s.set_vault(vault);
+        (s, key, dir)
+    }
+
+    #[test]
+    fn an_installed_vault_is_locked_until_unlocked() {
+        let (s, key, _dir) = session_with_vault();
+        assert_eq!(s.state(), VaultState::Locked);
+        assert!(s.vault().is_ok());
+        assert_eq!(s.key(Use::Secret).err(), Some(Gate::Locked));
+        s.unlock(key, Duration::from_secs(10));
+        assert_eq!(s.state(), VaultState::Unlocked);
+        assert!(s.key(Use::Look).is_ok());
+        assert!(s.lock(LockReason::Manual, None));
+        assert_eq!(s.key(Use::Look).err(), Some(Gate::Locked));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_using_a_secret_moves_the_idle_deadline() {
+        let (s, key, _dir) = session_with_vault();
+        tokio::spawn(s.clone().run_idle_timer());
+        s.unlock(key, Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        s.key(Use::Look).unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(s.state(), VaultState::Locked, "looking kept it awake");
+
+        let (s, key, _dir) = session_with_vault();
+        tokio::spawn(s.clone().run_idle_timer());
+        s.unlock(key, Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        s.key(Use::Secret).unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(s.state(), VaultState::Unlocked, "a use resets the timer");
+        assert_eq!(s.idle_deadline().unwrap().1, Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(s.state(), VaultState::Locked);
+    }
+
+    #[test]
+    fn the_applied_agent_settings_are_put_in_force() {
+        let (s, key, _dir) = session_with_vault();
+        assert_eq!(s.agent_run_slots().available_permits(), 4);
+        let text = "agent:\n  max_concurrent_runs: 2\n  default_timeout: 30s\n  headless: agent\n";
+        s.applied
+            .set_config(
+                &s.vault().unwrap(),
+                &key,
+                text.into(),
+                Config::parse(text).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(s.agent_limits().max_concurrent_runs, 2);
+        assert_eq!(s.agent_limits().default_timeout, Duration::from_secs(30));
+        s.agent_settings_changed();
+        let slots = s.agent_run_slots();
+        assert_eq!(slots.available_permits(), 2);
+        assert!(s.caller.rules().headless_agent);
+        // The same width keeps the queue (and the slots runs hold in it).
+        s.agent_settings_changed();
+        assert!(Arc::ptr_eq(&slots, &s.agent_run_slots()));
+    }
+
+    #[test]
+    fn the_idle_deadline_lies_ahead() {
+        let (s, key, _dir) = session_with_vault();
+        assert!(s.idle_deadline().is_none());
+        let before = SystemTime::now();
+        s.unlock(key, Duration::from_secs(600));
+        let (at, timeout) = s.idle_deadline().unwrap();
+        assert_eq!(timeout, Duration::from_secs(600));
+        let ahead = at.duration_since(before).unwrap();
+        assert!(
+            ahead > Duration::from_secs(590) && ahead <= Duration::from_secs(601),
+            "{ahead:?}"
+        );
+    }
+
+    #[test]
+    fn wall_clock_milliseconds() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(unix_ms(at), 1_700_000_000_123);
+        assert_eq!(unix_ms(SystemTime::UNIX_EPOCH - Duration::from_secs(1)), 0);
+    }
 }

@@ -7,7 +7,6 @@
 //! exits when stdin closes.
 #![forbid(unsafe_code)]
 
-mod split;
 mod stdio;
 mod tools;
 

@@ -13,73 +13,13 @@ use secretctl_proto::v1::{
     AgentGetFieldRequest, AgentKeyRequest, AgentListRequest, AgentPolicyRequest, AgentRunRequest,
     AgentSecretInfo, EnvVar, RegisterRequest, SecurityScoreRequest, register_request,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::split;
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct ListArgs {
-    /// Only secrets carrying this tag.
-    pub tag: Option<String>,
-    /// Only secrets expiring within this duration (e.g. "7d", "12h"); expired ones included.
-    pub expiring_within: Option<String>,
-    /// Only keys starting with this prefix (e.g. "aws/").
-    pub prefix: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct KeyArgs {
-    /// The secret's key name, e.g. "aws/access_key".
-    pub key: String,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct FieldArgs {
-    /// The secret's key name.
-    pub key: String,
-    /// A non-sensitive field name (see secret_list_fields), e.g. "username" or "host".
-    pub field: String,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct RunArgs {
-    /// Key names or globs whose values are injected as environment variables
-    /// ("aws/*" stays within one path segment, "aws/**" crosses). The env name is the
-    /// key upper-cased with / - . turned into _ (aws/access_key -> AWS_ACCESS_KEY).
-    pub keys: Vec<String>,
-    /// The program to run, or a whole command line ("npm run test") when args is absent.
-    /// It is split into words without any shell expansion, and must be allowed by the
-    /// user's policy.
-    pub command: String,
-    /// Arguments, each passed as-is. Never put $SECRET references here for a non-shell
-    /// program: secrets are only in the environment.
-    pub args: Option<Vec<String>>,
-    /// Environment alias from the user's policy (e.g. "dev", "prod"): rewrites key
-    /// patterns such as "db/*" to "dev/db/*" while keeping env names like DB_HOST.
-    pub env: Option<String>,
-    /// Prefix added to every injected variable name.
-    pub env_prefix: Option<String>,
-    /// Timeout such as "30s" or "10m" (default 5m, at most 1h).
-    pub timeout: Option<String>,
-    /// Working directory (default: the directory the MCP server was started in).
-    pub cwd: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct BindingsRunArgs {
-    /// A secret with bindings (ENV name -> field); every binding is injected.
-    pub key: String,
-    /// The program to run, or a whole command line when args is absent.
-    pub command: String,
-    /// Arguments, each passed as-is.
-    pub args: Option<Vec<String>>,
-    /// Timeout such as "30s" or "10m" (default 5m, at most 1h).
-    pub timeout: Option<String>,
-    /// Working directory (default: the directory the MCP server was started in).
-    pub cwd: Option<String>,
-}
+use secretctl_mcp::args::{
+    BindingsRunArgs, FieldArgs, KeyArgs, ListArgs, RunArgs, argv, expiring_within_secs, timeout_ms,
+};
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SecretInfo {
@@ -161,9 +101,13 @@ pub struct RunOut {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct IssueOut {
+    /// weak | duplicate | expired | expiring
     pub kind: String,
     pub keys: Vec<String>,
     pub message: String,
+    /// weak and duplicate: the fields concerned, as "key:field".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -228,30 +172,6 @@ fn reason(e: RpcError) -> String {
         e => e.to_string(),
     };
     secretctl_proto::text::one_line(&line, 2000)
-}
-
-fn timeout_ms(t: &Option<String>) -> Result<u64, String> {
-    match t {
-        Some(t) => duration::parse(t)
-            .map(|d| d.as_millis() as u64)
-            .map_err(|e| e.to_string()),
-        None => Ok(0),
-    }
-}
-
-/// argv from `command` plus `args`, or from splitting `command`.
-pub fn argv(command: &str, args: &Option<Vec<String>>) -> Result<Vec<String>, String> {
-    match args {
-        Some(args) => {
-            if command.trim().is_empty() {
-                return Err("command is empty".into());
-            }
-            let mut v = vec![command.to_string()];
-            v.extend(args.iter().cloned());
-            Ok(v)
-        }
-        None => split::split(command).map_err(|e| e.to_string()),
-    }
 }
 
 fn base_env() -> Vec<EnvVar> {
@@ -369,10 +289,7 @@ impl SecretctlTools {
         Parameters(a): Parameters<ListArgs>,
     ) -> Result<Json<ListOut>, String> {
         self.ready().await;
-        let expiring_within_secs = match &a.expiring_within {
-            Some(d) => Some(duration::parse(d).map_err(|e| e.to_string())?.as_secs() as i64),
-            None => None,
-        };
+        let expiring_within_secs = expiring_within_secs(&a.expiring_within)?;
         let r = self
             .client
             .agent()
@@ -579,7 +496,7 @@ impl SecretctlTools {
     }
 
     #[tool(
-        description = "Score the vault's hygiene: weak (short), duplicated, expired and soon-expiring secrets, by key name only. Never returns values.",
+        description = "Score the vault's hygiene (0-100): weak (short or guessable), duplicated, expired and soon-expiring (30 days) secrets, by key and field name only. Never returns values.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn security_score(&self) -> Result<Json<ScoreOut>, String> {
@@ -600,6 +517,11 @@ impl SecretctlTools {
                     kind: i.kind,
                     keys: i.keys,
                     message: i.message,
+                    fields: i
+                        .fields
+                        .into_iter()
+                        .map(|f| format!("{}:{}", f.key, f.field))
+                        .collect(),
                 })
                 .collect(),
         }))
@@ -639,17 +561,6 @@ mod tests {
             .map(|v| v.name)
             .collect();
         assert_eq!(names, ["PATH", "LC_ALL", "HOME"]);
-    }
-
-    #[test]
-    fn argv_from_command_or_args() {
-        assert_eq!(argv("npm run test", &None).unwrap(), ["npm", "run", "test"]);
-        assert_eq!(
-            argv("npm", &Some(vec!["run test".into()])).unwrap(),
-            ["npm", "run test"]
-        );
-        assert!(argv("echo 'x", &None).is_err());
-        assert!(argv(" ", &Some(vec![])).is_err());
     }
 
     #[test]

@@ -51,14 +51,15 @@ pub fn parse_timeout(input: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Formats unix seconds as RFC 3339 UTC (`2026-11-28T19:00:00Z`).
+/// The last second RFC 3339 can write: 9999-12-31T23:59:59Z.
+pub const MAX_RFC3339_SECS: i64 = 253_402_300_799;
+
+/// Formats unix seconds as RFC 3339 UTC (`2026-11-28T19:00:00Z`), clamped
+/// to 1970..=9999 (past the year 9999 the formatter fails, and `to_string`
+/// would panic).
 pub fn rfc3339(unix_secs: i64) -> String {
-    let t = if unix_secs >= 0 {
-        std::time::UNIX_EPOCH + Duration::from_secs(unix_secs as u64)
-    } else {
-        std::time::UNIX_EPOCH
-    };
-    humantime::format_rfc3339_seconds(t).to_string()
+    let secs = unix_secs.clamp(0, MAX_RFC3339_SECS) as u64;
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
 #[cfg(test)]
@@ -107,5 +108,16 @@ mod tests {
     fn formats_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_800_000_000), "2027-01-15T08:00:00Z");
+    }
+
+    #[test]
+    fn formats_any_time_without_panicking() {
+        // Found by fuzzing (fuzz/vault_record): an expiry after the year
+        // 9999 (`set --expires 10000y`) made list, get --show-metadata and
+        // the MCP shim's secret_list panic.
+        assert_eq!(rfc3339(MAX_RFC3339_SECS), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(MAX_RFC3339_SECS + 1), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MIN), "1970-01-01T00:00:00Z");
     }
 }

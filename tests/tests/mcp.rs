@@ -271,6 +271,10 @@ fn every_tool_and_the_guide_scenarios() {
         assert!(score["score"].as_u64().unwrap() <= 100);
         let kinds: Vec<&str> = score["issues"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
         assert!(kinds.contains(&"duplicate"), "{score}");
+        // One engine: the CLI's `security` says the same.
+        let cli = json(&env.cli(&["security", "--json"]));
+        assert_eq!(score["score"], cli["score"], "{score} vs {cli}");
+        assert_eq!(score["issues"].as_array().unwrap().len(), cli["issues"].as_array().unwrap().len());
         m.finish(&env).await;
     });
 }

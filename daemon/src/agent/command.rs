@@ -338,6 +338,48 @@ mod tests {
     }
 
     #[test]
+    fn only_executable_regular_files_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.txt");
+        std::fs::write(&data, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let sub = dir.path().join("tool");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let trusted = [dir.path().to_path_buf()];
+        // A path to a file without x bits, or to a directory, is refused.
+        let e = resolve("./data.txt", dir.path(), &trusted).unwrap_err();
+        assert!(e.contains("is not an executable file"), "{e}");
+        let e = resolve("./tool", dir.path(), &trusted).unwrap_err();
+        assert!(e.contains("is not an executable file"), "{e}");
+        // A bare name skips them in the trusted directories.
+        for bare in ["data.txt", "tool"] {
+            let e = resolve(bare, dir.path(), &trusted).unwrap_err();
+            assert!(e.contains("not found in the trusted directories"), "{e}");
+        }
+        let p = policy("default_action: allow");
+        let e = check(&p, &argv(&["./data.txt"]), dir.path()).unwrap_err();
+        assert!(e.0.contains("is not an executable file"), "{e}");
+        // Any one x bit makes it executable.
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o610)).unwrap();
+        assert_eq!(
+            resolve("./data.txt", dir.path(), &trusted).unwrap(),
+            std::fs::canonicalize(&data).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_bare_entry_allows_only_its_own_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = policy("allowed_commands: [ls]");
+        assert!(check(&p, &argv(&["ls"]), dir.path()).is_ok());
+        for other in ["cat", "true"] {
+            let e = check(&p, &argv(&[other]), dir.path()).unwrap_err();
+            assert!(e.0.contains("not in allowed_commands"), "{other}: {e}");
+        }
+    }
+
+    #[test]
     fn interpreter_detection() {
         for i in ["python3", "python3.12", "/usr/bin/node", "bash", "perl"] {
             assert!(is_interpreter(i), "{i}");

@@ -12,7 +12,6 @@
 pub mod command;
 pub mod report;
 mod run;
-pub mod score;
 
 use std::sync::Arc;
 
@@ -217,17 +216,7 @@ impl AgentService {
         // only: looking, not using, so it does not reset the idle timer.
         let (vault, dk) = self.session.key(Use::Look)?;
         let resp = blocking(move || {
-            let scored: Vec<score::Scored> = vault
-                .sensitive_secrets(&dk)
-                .map_err(Status::from)?
-                .into_iter()
-                .map(|s| score::Scored {
-                    expires_at: s.record.expires_at,
-                    key: s.key,
-                    values: s.values.into_iter().map(|(_, v)| v).collect(),
-                })
-                .collect();
-            Ok(score::score(&scored, now_secs()))
+            crate::security::judge(&vault, &dk, now_secs(), 0).map_err(Status::from)
         })
         .await?;
         Ok(Response::new(resp))

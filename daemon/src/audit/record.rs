@@ -239,6 +239,25 @@ mod tests {
     }
 
     #[test]
+    fn floats_in_detail_survive_the_round_trip() {
+        // Found by fuzzing (fuzz/audit_record): without serde_json's exact
+        // float parsing, a float read back from a line could differ from
+        // the one sealed by one ulp, and the unedited record failed its MAC.
+        let key = AuditKey::derive(&DataKey::from_bytes(&[7; 32]));
+        let mut r = rec();
+        r.detail =
+            Some(serde_json::json!({"x": 1.8446747777000144e29_f64, "y": 0.1, "z": -2.5e-300}));
+        let mac = r.seal(&key, 1, &[]);
+        let back: Record = serde_json::from_slice(&r.line()).unwrap();
+        assert_eq!(back.canonical(), r.canonical());
+        assert_eq!(key.mac(&[], &back.canonical()), mac);
+        let line = br#"{"ts":"x","action":"a","source":"cli","peer":{"pid":1,"uid":0,"exe":null},"keys":[],"success":true,"detail":184467477770001440703709551615}"#;
+        let parsed: Record = serde_json::from_slice(line).unwrap();
+        let again: Record = serde_json::from_slice(&parsed.line()).unwrap();
+        assert_eq!(again.canonical(), parsed.canonical());
+    }
+
+    #[test]
     fn bound_caps_what_clients_control() {
         let mut r = rec();
         r.command = Some("é".repeat(10_000));

@@ -202,4 +202,31 @@ mod tests {
         assert!(may(&agent, Action::Reveal).is_ok());
         assert!(may(&agent, Action::Change).is_ok());
     }
+
+    #[test]
+    fn audit_records_name_the_caller_class_and_why() {
+        let user = conn(Class::User);
+        let rec = user.event("get", "cli");
+        assert_eq!(rec.caller.as_deref(), Some("user"));
+        assert_eq!(rec.detail, None);
+        // The shim's calls are agent calls whoever the connection is.
+        assert_eq!(user.event("run", "mcp").caller.as_deref(), Some("agent"));
+
+        let agent = conn(Class::Agent);
+        let rec = agent.event("get", "cli");
+        assert_eq!(rec.caller.as_deref(), Some("agent"));
+        assert_eq!(
+            rec.detail,
+            Some(serde_json::json!({ "caller_reason": agent.caller.reason }))
+        );
+        agent.reauthenticated();
+        let rec = agent.event("get", "cli");
+        assert_eq!(
+            rec.detail,
+            Some(serde_json::json!({
+                "caller_reason": agent.caller.reason,
+                "reauthenticated": true,
+            }))
+        );
+    }
 }

@@ -189,8 +189,23 @@ fn marker_in(block: &[u8], markers: &[String]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Waits until a child spawned with a non-empty environment shows it:
+    /// `spawn` returns once the child has left our memory, a moment before
+    /// the kernel has set up the new program's environment.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn exec_done(pid: u32) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read(format!("/proc/{pid}/environ")).map_or(true, |e| e.is_empty()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pid {pid} shows no environment"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
 
     #[test]
     fn parses_stat_with_awkward_comm() {
@@ -258,5 +273,57 @@ mod tests {
         assert_eq!(StatFiles::default().stat(me).unwrap(), s);
         assert_eq!(real_uid(me).unwrap(), nix::unistd::getuid().as_raw());
         assert!(marker_in_environ(me, &["PATH".into()]).unwrap().is_some());
+    }
+
+    /// A marker after a large variable is still found (the environment is
+    /// read up to 2 MiB).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_marker_behind_a_large_environment_is_found() {
+        let mut child = std::process::Command::new("/bin/cat")
+            .env_clear()
+            .env("AAA_FILLER", "f".repeat(100_000))
+            .env("CLAUDECODE", "1")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        exec_done(child.id());
+        let found = marker_in_environ(child.id() as i32, &["CLAUDECODE".into()]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(found.unwrap(), Some("CLAUDECODE".into()));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn children_and_real_uids_of_other_processes() {
+        use std::os::unix::process::CommandExt;
+        let me = std::process::id() as i32;
+        // As root the child runs as nobody, so its uid differs from ours.
+        let uid = if nix::unistd::geteuid().is_root() {
+            65534
+        } else {
+            nix::unistd::getuid().as_raw()
+        };
+        let mut child = std::process::Command::new("/bin/cat")
+            .uid(uid)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let kids = children_of(me);
+        let child_uid = real_uid(pid);
+        let grandchildren = children_of(pid);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(kids.contains(&pid), "{kids:?}");
+        for k in &kids {
+            // Children that exited meanwhile may be gone; the rest are ours.
+            if let Ok(s) = stat(*k) {
+                assert_eq!(s.ppid, me, "{k}");
+            }
+        }
+        assert_eq!(grandchildren, Vec::<i32>::new());
+        assert_eq!(child_uid.unwrap(), uid);
     }
 }

@@ -175,4 +175,15 @@ mod tests {
             assert!(e[i + 1..].iter().all(|b| b.as_slice() != a.as_slice()));
         }
     }
+
+    #[test]
+    fn json_escapes_of_control_characters() {
+        let v = "a\\b\nc\rd\te\u{8}f\u{c}g\u{1}h";
+        let e = encodings(v.as_bytes());
+        assert!(has(&e, r"a\\b\nc\rd\te\bf\fg\u0001h"));
+        // What a JSON encoder prints for it is covered.
+        let printed = serde_json::to_string(v).unwrap();
+        assert!(has(&e, &printed[1..printed.len() - 1]), "{printed}");
+        assert!(has(&encodings(b"del\x7f"), r"del\u007f"));
+    }
 }

@@ -231,3 +231,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn adjacent_values_get_a_marker_each() {
+    let r = Redactor::new([("A", &b"abc1"[..])]);
+    let (out, n) = r.redact_all(b"xabc1abc1y");
+    assert_eq!(out, b"x[REDACTED:A][REDACTED:A]y");
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn held_bytes_are_counted() {
+    let r = Redactor::new([("T", &b"topsecret"[..])]);
+    let hold = r.max_pattern_len() - 1;
+    let mut s = r.stream();
+    let mut out = Vec::new();
+    let input = [&[b'x'; 40][..], b"tops"].concat();
+    s.push(&input, &mut out);
+    // At most the longest pattern minus one byte is held back.
+    assert_eq!((out.len(), s.held()), (input.len() - hold, hold));
+    s.flush(&mut out);
+    assert_eq!((out.as_slice(), s.held()), (&input[..40], 4));
+    s.finish(&mut out);
+    assert_eq!((out, s.held()), (input, 0));
+}

@@ -398,3 +398,465 @@ fn check_has_bindings(
         Some(_) => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::KdfParams;
+    use secretctl_proto::v1;
+
+    fn var(name: &str, value: &str) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: value.as_bytes().to_vec(),
+        }
+    }
+
+    fn spec(argv: &[&str]) -> RunSpec {
+        RunSpec {
+            patterns: vec!["k".into()],
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            cwd: "/".into(),
+            ..Default::default()
+        }
+    }
+
+    fn refusal(mut s: RunSpec, mode: Mode) -> String {
+        match validate(&mut s, mode) {
+            Err(RunError::Invalid(m)) => m,
+            Err(e) => panic!("not Invalid: {e}"),
+            Ok(cwd) => panic!("accepted (cwd {})", cwd.display()),
+        }
+    }
+
+    fn names(s: &RunSpec) -> Vec<&str> {
+        s.env.iter().map(|v| v.name.as_str()).collect()
+    }
+
+    #[test]
+    fn commands_and_arguments_are_checked() {
+        for argv in [&[][..], &[""][..]] {
+            assert!(refusal(spec(argv), Mode::User).contains("no command given"));
+        }
+        let many: Vec<String> = (0..MAX_ARGS).map(|i| i.to_string()).collect();
+        let mut s = spec(&[]);
+        s.argv = many.clone();
+        assert!(validate(&mut s, Mode::User).is_ok(), "{MAX_ARGS} arguments");
+        s.argv.push("one more".into());
+        assert_eq!(refusal(s, Mode::User), "too many arguments");
+        assert!(refusal(spec(&["echo", "a\0b"]), Mode::User).contains("NUL byte"));
+    }
+
+    #[test]
+    fn the_working_directory_must_be_an_existing_absolute_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        let mut s = spec(&["ls"]);
+        s.cwd = dir.path().to_str().unwrap().into();
+        assert_eq!(validate(&mut s, Mode::User).unwrap(), dir.path());
+        for cwd in [
+            "tmp".to_string(),
+            dir.path().join("missing").display().to_string(),
+            file.display().to_string(),
+        ] {
+            let mut s = spec(&["ls"]);
+            s.cwd = cwd.clone();
+            assert!(
+                refusal(s, Mode::User).contains("is not an existing absolute directory"),
+                "{cwd}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_runs_lose_only_secretctl_variables() {
+        let mut s = spec(&["ls"]);
+        s.env = vec![
+            var("SECRETCTL_HOME", "/x"),
+            var("FOO", "1"),
+            var("PATH", "/bin"),
+            var("SECRETCTL_AGENT", "1"),
+        ];
+        s.no_redact = true;
+        validate(&mut s, Mode::User).unwrap();
+        assert_eq!(names(&s), ["FOO", "PATH"]);
+    }
+
+    #[test]
+    fn agent_runs_get_the_base_environment_and_always_redaction() {
+        let mut s = spec(&["ls"]);
+        s.env = vec![
+            var("PATH", "/bin"),
+            var("FOO", "1"),
+            var("LC_ALL", "C"),
+            var("SECRETCTL_SOCKET", "/s"),
+            var("HOME", "/h"),
+        ];
+        validate(&mut s, Mode::Agent).unwrap();
+        assert_eq!(names(&s), ["PATH", "LC_ALL", "HOME"]);
+        let mut s = spec(&["ls"]);
+        s.no_redact = true;
+        assert!(refusal(s, Mode::Agent).contains("--no-redact is not available"));
+    }
+
+    #[test]
+    fn environment_names_values_and_size_are_checked() {
+        for v in [
+            var("", "x"),
+            var("A=B", "x"),
+            var("A\0", "x"),
+            var("A", "x\0y"),
+        ] {
+            let mut s = spec(&["ls"]);
+            let shown = format!("{:?}", v.name);
+            s.env = vec![v];
+            assert!(
+                refusal(s, Mode::User).contains("invalid name or a NUL byte"),
+                "{shown}"
+            );
+        }
+        // Names and values count; exactly 1 MiB passes.
+        let big = |extra: usize| {
+            let mut s = spec(&["ls"]);
+            s.env = vec![
+                var("AA", &"a".repeat(512 * 1024 - 2)),
+                var("BB", &"b".repeat(512 * 1024 - 2 + extra)),
+            ];
+            s
+        };
+        let mut s = big(0);
+        assert!(validate(&mut s, Mode::User).is_ok());
+        assert!(refusal(big(1), Mode::User).contains("larger than 1 MiB"));
+    }
+
+    #[test]
+    fn alias_prefix_and_bindings_limits() {
+        let with = |alias: usize, prefix: usize| {
+            let mut s = spec(&["ls"]);
+            s.alias = "a".repeat(alias);
+            s.prefix = "P".repeat(prefix);
+            s
+        };
+        assert!(validate(&mut with(64, 64), Mode::User).is_ok());
+        for (a, p) in [(65, 0), (0, 65)] {
+            assert!(refusal(with(a, p), Mode::User).contains("at most 64 bytes"));
+        }
+        let mut s = spec(&["ls"]);
+        s.bindings_only = true;
+        assert!(validate(&mut s, Mode::Agent).is_ok());
+        let mut s = spec(&["ls"]);
+        s.bindings_only = true;
+        s.patterns = vec!["a".to_string(), "b".to_string()];
+        assert!(refusal(s, Mode::Agent).contains("takes exactly one key"));
+        let mut s = spec(&["ls"]);
+        s.bindings_only = true;
+        s.patterns = vec![];
+        assert!(refusal(s, Mode::Agent).contains("is empty"));
+    }
+
+    #[test]
+    fn timeouts_for_users_and_agents() {
+        let limits = AgentLimits {
+            default_timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(60),
+            ..AgentLimits::default()
+        };
+        let with = |ms: u64| RunSpec {
+            timeout_ms: ms,
+            ..spec(&["ls"])
+        };
+        let t = |ms: u64, mode: Mode| timeout(&with(ms), mode, &limits);
+        assert_eq!(t(0, Mode::User).unwrap(), None);
+        assert_eq!(
+            t(3_600_001, Mode::User).unwrap(),
+            Some(Duration::from_millis(3_600_001)),
+            "users have no limit"
+        );
+        assert_eq!(t(0, Mode::Agent).unwrap(), Some(Duration::from_secs(30)));
+        assert_eq!(
+            t(45_000, Mode::Agent).unwrap(),
+            Some(Duration::from_secs(45))
+        );
+        assert_eq!(
+            t(60_000, Mode::Agent).unwrap(),
+            Some(Duration::from_secs(60))
+        );
+        match t(60_001, Mode::Agent) {
+            Err(RunError::Invalid(m)) => assert!(m.contains("agent.max_timeout"), "{m}"),
+            other => panic!("{:?}", other.map_err(|e| e.to_string())),
+        }
+    }
+
+    #[test]
+    fn refusals_are_audited_under_their_own_action() {
+        assert_eq!(
+            RunError::Refused("x".into()).audit_action(),
+            Some("policy_refused")
+        );
+        assert_eq!(
+            RunError::PolicyUnusable("x".into()).audit_action(),
+            Some("policy_error")
+        );
+        assert_eq!(RunError::Invalid("x".into()).audit_action(), None);
+    }
+
+    #[test]
+    fn the_policy_a_run_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = crate::policy::parse("version: 1\nallowed_commands: [ls]\n").unwrap();
+        let missing = || Err::<Policy, String>("no policy file".into());
+        let mut s = spec(&["ls"]);
+        // Agents: always the policy, and the command is checked.
+        assert!(matches!(
+            check_policy(missing(), &s, Mode::Agent, dir.path()),
+            Err(RunError::PolicyUnusable(m)) if m == "no policy file"
+        ));
+        let (p, program) = check_policy(Ok(policy.clone()), &s, Mode::Agent, dir.path()).unwrap();
+        assert_eq!(p.as_ref(), Some(&policy));
+        assert_eq!(program.unwrap().file_name().unwrap(), "ls");
+        s.argv = vec!["cat".into()];
+        assert!(matches!(
+            check_policy(Ok(policy.clone()), &s, Mode::Agent, dir.path()),
+            Err(RunError::Refused(m)) if m.contains("not in allowed_commands")
+        ));
+        // Users: only for an env alias.
+        let (p, program) = check_policy(missing(), &s, Mode::User, dir.path()).unwrap();
+        assert!(p.is_none() && program.is_none());
+        s.alias = "dev".into();
+        let (p, program) = check_policy(Ok(policy.clone()), &s, Mode::User, dir.path()).unwrap();
+        assert_eq!((p, program), (Some(policy), None));
+        assert!(matches!(
+            check_policy(missing(), &s, Mode::User, dir.path()),
+            Err(RunError::Resolve(ResolveError::Policy(_)))
+        ));
+    }
+
+    #[test]
+    fn runs_with_bindings_need_a_secret_with_bindings() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, key) =
+            crate::vault::Vault::init(&dir.path().join("v.redb"), b"pw", KdfParams::TEST_TINY)
+                .unwrap();
+        let field = |name: &str| v1::FieldInput::new(name, b"v".to_vec());
+        vault
+            .set(
+                &key,
+                &v1::SetRequest {
+                    key: "plain".into(),
+                    fields: vec![field("value")],
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        vault
+            .set(
+                &key,
+                &v1::SetRequest {
+                    key: "bound".into(),
+                    fields: vec![field("pass")],
+                    bindings: Some(v1::BindingList {
+                        bindings: vec![v1::Binding {
+                            env: "PASS".into(),
+                            field: "pass".into(),
+                        }],
+                    }),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert!(check_has_bindings(&vault, &key, "bound").is_ok());
+        assert!(matches!(
+            check_has_bindings(&vault, &key, "plain"),
+            Err(RunError::Resolve(ResolveError::Invalid(m))) if m.contains("has no bindings")
+        ));
+        assert!(matches!(
+            check_has_bindings(&vault, &key, "none"),
+            Err(RunError::Resolve(ResolveError::NotFound(_)))
+        ));
+    }
+
+    #[test]
+    fn a_cli_run_request_becomes_a_spec() {
+        let start = RunStart {
+            key_patterns: vec!["db/*".into()],
+            env_alias: "dev".into(),
+            env_prefix: "APP_".into(),
+            argv: vec!["ls".into(), "-l".into()],
+            cwd: "/tmp".into(),
+            env: vec![var("PATH", "/bin")],
+            timeout_ms: 1500,
+            pty: true,
+            size: None,
+            no_redact: true,
+        };
+        let s = RunSpec::from(start.clone());
+        assert_eq!(s.patterns, ["db/*"]);
+        assert_eq!((s.alias.as_str(), s.prefix.as_str()), ("dev", "APP_"));
+        assert_eq!((s.argv, s.cwd), (start.argv.clone(), "/tmp".to_string()));
+        assert_eq!(names(&RunSpec::from(start.clone())), ["PATH"]);
+        assert_eq!((s.timeout_ms, s.no_redact), (1500, true));
+        assert_eq!(s.pty, Some(WindowSize { rows: 24, cols: 80 }));
+        assert!(!s.bindings_only);
+        assert_eq!(s.entry, "run");
+        let size = WindowSize {
+            rows: 50,
+            cols: 132,
+        };
+        let sized = RunSpec::from(RunStart {
+            size: Some(size),
+            ..start.clone()
+        });
+        assert_eq!(sized.pty, Some(size));
+        let no_pty = RunSpec::from(RunStart {
+            pty: false,
+            size: Some(size),
+            ..start
+        });
+        assert_eq!(no_pty.pty, None);
+    }
+
+    /// An unlocked session over a vault holding `api` (injected) and
+    /// `other` (not), with `policy` applied and written as the policy file.
+    fn unlocked_session(policy: &str) -> (std::sync::Arc<Session>, tempfile::TempDir) {
+        use crate::session::Paths;
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_path_buf();
+        let vault_path = home.join("v.redb");
+        let (vault, key) =
+            crate::vault::Vault::init(&vault_path, b"pw", KdfParams::TEST_TINY).unwrap();
+        for (k, v) in [("api", "injected-value-1"), ("other", "never-injected-2")] {
+            let req = v1::SetRequest {
+                key: k.into(),
+                fields: vec![v1::FieldInput::new("value", v.as_bytes().to_vec())],
+                ..Default::default()
+            };
+            vault.set(&key, &req).unwrap();
+        }
+        let file = home.join(secretctl_proto::paths::POLICY_FILE);
+        std::fs::write(&file, policy).unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let audit = crate::audit::Audit::start(&home.join("audit"), 1 << 20).unwrap();
+        let session = Session::new(
+            Paths {
+                home: home.clone(),
+                vault: vault_path,
+                socket: home.join("s.sock"),
+            },
+            crate::config::Config::default(),
+            Some(vault),
+            false,
+            audit,
+        );
+        session.unlock(key, Duration::from_secs(600));
+        let v = session.vault().unwrap();
+        let dk = session.key(Use::Look).unwrap().1;
+        session
+            .applied
+            .set_policy(
+                &v,
+                &dk,
+                policy.into(),
+                crate::policy::parse(policy).unwrap(),
+            )
+            .unwrap();
+        (session, dir)
+    }
+
+    fn run_spec(dir: &Path, argv: &[&str]) -> RunSpec {
+        RunSpec {
+            patterns: vec!["api".into()],
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            cwd: dir.display().to_string(),
+            ..Default::default()
+        }
+    }
+
+    fn redacted(p: &Prepared, text: &str) -> String {
+        String::from_utf8(p.redactor.redact_all(text.as_bytes()).0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn user_runs_redact_what_they_inject_unless_asked_not_to() {
+        let (session, dir) = unlocked_session("version: 1\n");
+        let mut rec = crate::audit::event("run", "cli", crate::audit::daemon_peer());
+        let p = prepare(
+            &session,
+            run_spec(dir.path(), &["ls"]),
+            Mode::User,
+            &mut rec,
+        )
+        .await
+        .unwrap();
+        assert_eq!(p.injections.len(), 1);
+        assert_eq!(p.injections[0].env, "API");
+        assert_eq!(
+            redacted(&p, "a injected-value-1 b never-injected-2"),
+            "a [REDACTED:API] b never-injected-2"
+        );
+        assert!(p.slot.is_none() && p.timeout.is_none());
+
+        let mut spec = run_spec(dir.path(), &["ls"]);
+        spec.no_redact = true;
+        let p = prepare(&session, spec, Mode::User, &mut rec).await.unwrap();
+        assert_eq!(redacted(&p, "a injected-value-1"), "a injected-value-1");
+    }
+
+    #[tokio::test]
+    async fn user_runs_record_the_program_found_on_their_path() {
+        use std::os::unix::fs::PermissionsExt;
+        let (session, dir) = unlocked_session("version: 1\n");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let tool = bin.join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut spec = run_spec(dir.path(), &["tool"]);
+        spec.env = vec![
+            var("AAA", "/nonexistent"),
+            var("PATH", bin.to_str().unwrap()),
+        ];
+        let mut rec = crate::audit::event("run", "cli", crate::audit::daemon_peer());
+        let p = prepare(&session, spec, Mode::User, &mut rec).await.unwrap();
+        assert!(p.program.is_none(), "exec looks the name up itself");
+        let detail = rec.detail.unwrap();
+        assert_eq!(
+            detail["resolved"],
+            std::fs::canonicalize(&tool).unwrap().display().to_string()
+        );
+        assert_eq!(rec.keys, ["api"]);
+    }
+
+    #[tokio::test]
+    async fn agent_runs_redact_the_whole_vault_and_take_a_queue_slot() {
+        let (session, dir) = unlocked_session("version: 1\nallowed_commands: [ls]\n");
+        let slots = session.agent_run_slots();
+        let before = slots.available_permits();
+        let mut rec = crate::audit::event("run", "mcp", crate::audit::daemon_peer());
+        let p = prepare(
+            &session,
+            run_spec(dir.path(), &["ls"]),
+            Mode::Agent,
+            &mut rec,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            redacted(&p, "a injected-value-1 b never-injected-2"),
+            "a [REDACTED:API] b [REDACTED:OTHER]"
+        );
+        assert!(p.program.is_some());
+        // The default timeout, less the moment spent in the queue.
+        let default = session.agent_limits().default_timeout;
+        let left = p.timeout.unwrap();
+        assert!(
+            left <= default && left > default - Duration::from_secs(60),
+            "{left:?}"
+        );
+        assert!(p.slot.is_some());
+        assert_eq!(slots.available_permits(), before - 1);
+        drop(p);
+        assert_eq!(slots.available_permits(), before);
+    }
+}

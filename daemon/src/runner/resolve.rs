@@ -293,4 +293,44 @@ mod tests {
             ResolveError::Invalid(_)
         ));
     }
+
+    #[test]
+    fn limits_prefixes_and_messages() {
+        let (_d, vault, key, policy) = setup();
+        let now = crate::vault::now_secs();
+        let run = |alias: &str, prefix: &str, pats: Vec<String>| {
+            policy_for_alias(&policy, alias).and_then(|loaded| {
+                resolve(&vault, &key, loaded.as_ref(), alias, prefix, &pats, now)
+            })
+        };
+        let many = |n: usize| vec!["aws/access_key".to_string(); n];
+        assert_eq!(run("", "", many(MAX_PATTERNS)).unwrap().len(), 1);
+        let e = run("", "", many(MAX_PATTERNS + 1))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("at most 256 key patterns"), "{e}");
+
+        let e = run("", "9x", many(1)).err().unwrap().to_string();
+        assert!(
+            e.contains("env prefix '9x' is not a valid start of an environment name"),
+            "{e}"
+        );
+
+        let e = run("", "", vec!["missing".into()])
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(e, "no secret named 'missing'");
+        let e = run("dev", "", vec!["db/missing".into()])
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(e, "no secret named 'db/missing' (as 'dev/db/missing')");
+        let e = run("dev", "", vec!["db/nothing*".into()])
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(e, "no secret matches 'db/nothing*' (as 'dev/db/nothing*')");
+    }
 }

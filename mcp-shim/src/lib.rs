@@ -1,0 +1,8 @@
+//! The pure parts of `secretctl-mcp`, as a library so that they can be
+//! fuzzed and tested on their own: splitting a command line
+//! ([`split`]) and the tools' arguments ([`args`]). The binary
+//! (`main.rs`, `tools.rs`) is the MCP server around them.
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod split;
