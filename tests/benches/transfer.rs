@@ -60,7 +60,8 @@ fn scrypt_alone() -> (Duration, Duration) {
 
 fn main() {
     let mut env = Env::new();
-    env.log_level = "warn";
+    // The daemon's step timings (`transfer timing`, debug) are printed at the end.
+    env.log_level = "warn,secretctld::restore=debug";
     env.start();
     // The default KDF (Argon2id m=64 MiB, t=3, p=4), as a user has it.
     assert_ok(&env.cli_with_password(&["init"]), "init");
@@ -123,4 +124,26 @@ fn main() {
     report("secretctl restore, 100k secrets", restores);
     let out = env.cli(&["audit", "verify"]);
     assert_ok(&out, "audit verify after the restores");
+    println!("daemon step timings (backups, verifies, restores in order):");
+    for line in env
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("transfer timing"))
+    {
+        let step = field(line, "step=");
+        let ms = field(line, " ms=");
+        println!("  {ms:>6} ms  {step}");
+    }
+}
+
+/// The value after `name` in a log line (a quoted string or a word).
+fn field(line: &str, name: &str) -> String {
+    let Some(at) = line.find(name) else {
+        return String::new();
+    };
+    let rest = &line[at + name.len()..];
+    match rest.strip_prefix('"') {
+        Some(q) => q.split('"').next().unwrap_or("").to_string(),
+        None => rest.split_whitespace().next().unwrap_or("").to_string(),
+    }
 }

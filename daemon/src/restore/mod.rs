@@ -137,7 +137,9 @@ pub fn stage(
 ) -> Result<Staged, RestoreError> {
     let input = File::open(file).map_err(io("cannot read the received backup"))?;
     let unpacked = dir.path().join("unpacked");
+    let mut timer = Timer::new();
     let manifest = archive::unpack(input, password, &unpacked)?;
+    timer.lap("decrypted and unpacked");
     let vault_path = unpacked.join(archive::VAULT);
     // An audit directory, even if the backup had no audit files.
     let audit_dir = unpacked.join(archive::AUDIT);
@@ -193,6 +195,7 @@ pub fn stage(
     // the backed-up vault; a backup with a separate password of the live
     // vault is checked with the live key (an unlocked session; the same
     // vault id means the same data key, which a password change keeps).
+    timer.lap("vault file checked and opened");
     let dk = match manifest.protection {
         Protection::MasterPassword => Some(Arc::new(
             vault
@@ -208,11 +211,13 @@ pub fn stage(
             .filter(|(id, _)| id.as_slice() == vault.vault_id())
             .map(|(_, k)| k),
     };
+    timer.lap("data key");
     if let Some(dk) = dk {
         report.damaged = vault.check_all(&dk).map_err(|e| match e {
             VaultError::Store(s) => RestoreError::Store(s),
             e => RestoreError::BadVault(e.to_string()),
         })?;
+        timer.lap("every record checked");
         let files = Files::open(&audit_dir, crate::audit::DEFAULT_SEGMENT_BYTES)
             .map_err(io(format!("cannot open {}", audit_dir.display())))?;
         let walk = verify::walk(&files, &AuditKey::derive(&dk), anchor.as_ref());
@@ -229,6 +234,7 @@ pub fn stage(
         }
         report.audit_records = walk.records.len() as u64 + checked.good.len() as u64;
         report.deep = true;
+        timer.lap("audit chain checked");
     }
     let vault_id = vault.vault_id().to_vec();
     drop(vault); // closes the staged file: it is opened again to install it
@@ -247,3 +253,37 @@ mod plan;
 
 pub use install::install;
 pub use plan::{AuditPlan, Plan, plan, stamp};
+
+/// Debug-level timings of a backup's or restore's steps (no values).
+pub struct Timer {
+    start: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl Timer {
+    pub fn new() -> Timer {
+        let now = std::time::Instant::now();
+        Timer {
+            start: now,
+            last: now,
+        }
+    }
+
+    /// Logs the time since the last lap.
+    pub fn lap(&mut self, step: &str) {
+        let now = std::time::Instant::now();
+        tracing::debug!(
+            step,
+            ms = (now - self.last).as_millis() as u64,
+            total_ms = (now - self.start).as_millis() as u64,
+            "transfer timing"
+        );
+        self.last = now;
+    }
+}
+
+impl Default for Timer {
+    fn default() -> Timer {
+        Timer::new()
+    }
+}

@@ -127,7 +127,9 @@ pub async fn backup(
                 passphrase,
             } = p;
             let out = ChunkWriter::new(sender);
+            let mut timer = crate::restore::Timer::new();
             let result = archive::pack(out, &passphrase, &manifest, dir.path());
+            timer.lap("encrypted and sent (scrypt included)");
             drop(dir); // the snapshot's files go as soon as they are packed
             result.map(ChunkWriter::into_tail)
         })
@@ -206,11 +208,13 @@ async fn prepare(
         }
         Protection::BackupPassword => passphrase(backup_password, "backup password")?,
     };
+    let mut timer = crate::restore::Timer::new();
     {
         let _gate = session.unlock_gate.lock().await;
         let v = vault.clone();
         blocking(move || v.unlock(&password).map(drop).map_err(Status::from)).await?;
     }
+    timer.lap("master password checked");
     let dir = crate::restore::work_dir(&session.paths.home, "backup")
         .map_err(|e| Status::internal(e.to_string()))?;
     let audit_dest = dir.path().join(archive::AUDIT);
@@ -236,6 +240,7 @@ async fn prepare(
             Ok((snapshot, names, records, created_at))
         })
         .await??;
+    timer.lap("snapshot taken (audit files copied)");
     let vault_dest = dir.path().join(archive::VAULT);
     let secret_count = blocking(move || {
         snapshot
@@ -243,6 +248,7 @@ async fn prepare(
             .map_err(|e| Status::internal(e.to_string()))
     })
     .await?;
+    timer.lap("vault copied out of the snapshot");
     let manifest = Manifest {
         format: archive::FORMAT.into(),
         version: archive::VERSION,

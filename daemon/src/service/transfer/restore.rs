@@ -98,6 +98,7 @@ async fn run(
     let passphrase = passphrase(password, "password")?;
 
     // The file, into a private directory.
+    let mut received = restore::Timer::new();
     let dir = restore::work_dir(&session.paths.home, "restore").map_err(restore_status)?;
     let age_path = dir.path().join("backup.age");
     let mut file = {
@@ -152,6 +153,7 @@ async fn run(
     facts
         .detail
         .insert("bytes".into(), serde_json::json!(total));
+    received.lap("received");
 
     // Everything checked before anything is touched; with the live key
     // when unlocked (looking: the idle timer is left alone).
@@ -213,6 +215,7 @@ async fn run(
     let _gate = session.unlock_gate.lock().await;
     session.lock(LockReason::Restore, Some(who));
     let s = session.clone();
+    let mut timer = restore::Timer::new();
     let (staged, plan, installed): (Staged, Plan, Result<(), RestoreError>) = session
         .audit
         .paused(move |p| {
@@ -224,6 +227,7 @@ async fn run(
         })
         .await?;
     installed.map_err(restore_status)?;
+    timer.lap("installed");
     tracing::info!(
         secrets = report.secret_count,
         audit = ?plan.audit,
