@@ -778,3 +778,46 @@ fn agent_callers_are_refused() {
     let refs: Vec<&Output> = outs.iter().collect();
     assert_clean(&env, &refs);
 }
+
+#[test]
+fn a_pruned_log_in_many_segments_round_trips() {
+    let mut env = Env::new();
+    env.write_config("audit:\n  segment_bytes: 2048\n");
+    env.start();
+    env.init();
+    for (k, v) in VALUES {
+        env.set(k, v);
+        assert_ok(&env.cli(&["get", k]), "get");
+    }
+    let all = records(&env);
+    let cut = all[all.len() / 2]["ts"].as_str().unwrap().to_string();
+    assert_ok(&env.cli(&["audit", "prune", "--before", &cut]), "prune");
+    let file = env.dir.path().join("pruned.age");
+    let out = backup(&env, &file, &["--json"]);
+    assert_ok(&out, "backup of a pruned log");
+    assert!(json(&out)["audit_records"].as_u64().unwrap() > 5);
+
+    // Into an empty home: the backup's log is installed as it is.
+    let mut fresh = Env::new();
+    fresh.start();
+    let out = restore(&fresh, &file, &[]);
+    assert_ok(&out, "restore into an empty home");
+    assert!(stdout(&out).contains("no vault here"), "{}", stdout(&out));
+    assert_ok(&fresh.cli_with_password(&["unlock"]), "unlock");
+    assert_eq!(get(&fresh, "web/token"), VALUES[2].1);
+    audit_verify(&fresh, "pruned log restored into an empty home");
+    let names = names_in(&fresh.home.join("audit"));
+    assert!(names.contains(&"checkpoint.json".to_string()), "{names:?}");
+    assert!(
+        names.iter().filter(|n| n.starts_with("segment-")).count() > 1,
+        "{names:?}"
+    );
+    fresh.stop();
+
+    // And over itself, the same vault, after more records and a prune.
+    assert_ok(&env.cli(&["delete", "web/token", "--force"]), "delete");
+    assert_ok(&restore(&env, &file, &[]), "restore over the same vault");
+    assert_ok(&env.cli_with_password(&["unlock"]), "unlock");
+    assert_eq!(get(&env, "web/token"), VALUES[2].1);
+    audit_verify(&env, "same vault, pruned log");
+}
