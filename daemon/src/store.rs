@@ -326,6 +326,13 @@ impl Txn<'_> {
             .transpose()
     }
 
+    /// Whether `key` is stored (without decoding it: a damaged record
+    /// counts).
+    pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
+        let got = self.table.get(key).map_err(|e| self.store.err(e))?;
+        Ok(got.is_some())
+    }
+
     /// Inserts or replaces `key`.
     pub fn put(&mut self, key: &str, rec: &SecretRecord) -> Result<(), StoreError> {
         let bytes = prost::Message::encode_to_vec(rec);
@@ -580,6 +587,24 @@ impl Store {
         };
         let got = table.get(key).map_err(|e| self.err(e))?;
         got.map(|v| self.decode_secret(v.value(), key)).transpose()
+    }
+
+    /// Which of `keys` are stored, from one read transaction (records are
+    /// not decoded: a damaged one counts).
+    pub fn contains_each<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k str>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(SECRETS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Ok(keys.map(|_| false).collect());
+            }
+            Err(e) => return Err(self.err(e)),
+        };
+        keys.map(|k| table.get(k).map(|v| v.is_some()).map_err(|e| self.err(e)))
+            .collect()
     }
 
     /// Read-modify-write of one secret in a single transaction. `f` gets the

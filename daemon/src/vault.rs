@@ -9,6 +9,9 @@
 //! - Unlock attempts are counted in the vault file; after
 //!   [`FREE_ATTEMPTS`] failures each further attempt waits exponentially.
 
+mod export;
+mod import;
+
 use std::path::{Path, PathBuf};
 
 use secretctl_proto::v1;
@@ -20,6 +23,8 @@ use crate::secret::{self, Invalid, Slot};
 use crate::store::{
     self, Failures, Header, SealedRecord, SecretRecord, SecretSummary, Store, StoreError,
 };
+
+pub use import::{Conflict, Done, Entry as ImportEntry, ImportError};
 
 /// Listings at least this long are decoded on two threads.
 const PARALLEL_LIST: usize = 4096;

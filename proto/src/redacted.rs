@@ -206,6 +206,7 @@ impl fmt::Debug for crate::v1::ExportedSecret {
             .field("fields", &self.fields)
             .field("notes", &hidden_opt(&self.notes))
             .field("url", &hidden_opt(&self.url))
+            .field("continued", &self.continued)
             .finish()
     }
 }
@@ -215,6 +216,7 @@ impl fmt::Debug for crate::v1::ImportEntry {
         f.debug_struct("ImportEntry")
             .field("secret", &self.secret)
             .field("origin", &self.origin)
+            .field("continued", &self.continued)
             .finish()
     }
 }
