@@ -131,7 +131,11 @@ recipient) holding a consistent snapshot of the vault and the audit log.
 It is protected by the master password (asked again, or SECRETCTL_PASSWORD),
 or with --backup-password by a separate one (asked twice, or
 SECRETCTL_BACKUP_PASSWORD). FILE is created 0600 and never overwritten
-unless --force.
+unless --force (and never written through a symlink).
+
+Inside is a tar archive: manifest.json, vault.redb (values still sealed
+with the vault's key) and audit/. Open it without secretctl:
+  age -d vault.age | tar -tv
 
 Examples:
   secretctl backup -o ~/backups/secretctl-$(date +%F).age
@@ -156,8 +160,14 @@ pub struct BackupArgs {
 Checks the whole backup before touching anything, then replaces the vault
 atomically; the previous vault is kept as vault.redb.before-restore-<time>
 and no other file in SECRETCTL_HOME is deleted. The restore is recorded in
-the audit log, which still verifies. The vault is locked afterwards: unlock
-it with the master password it had when the backup was taken.
+the audit log, which still verifies: a backup of the same vault keeps the
+current log; another vault's backup moves it to audit.before-restore-<time>
+and installs the backup's. The vault is locked afterwards: unlock it with
+the master password it had when the backup was taken.
+
+The password is the master password of the backup's time (prompt,
+--password-stdin or SECRETCTL_PASSWORD), or with --backup-password the
+separate one (prompt, --password-stdin or SECRETCTL_BACKUP_PASSWORD).
 
 Examples:
   secretctl restore backup.age --verify-only
@@ -190,8 +200,10 @@ pub enum PasswordCommand {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 The old password comes from --password-stdin, SECRETCTL_PASSWORD or a prompt;
-the new one from SECRETCTL_NEW_PASSWORD or a prompt asked twice. The change
-is one vault transaction: a crash leaves the old or the new password working.
+the new one from SECRETCTL_NEW_PASSWORD or a prompt asked twice. The data key
+is wrapped again (values are not re-encrypted) in one vault transaction: a
+crash leaves the old or the new password working. KDF flags left out keep
+the vault's current parameters. Backups taken before keep the old password.
 
 Examples:
   secretctl password change

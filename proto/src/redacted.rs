@@ -236,6 +236,7 @@ impl fmt::Debug for crate::v1::BackupRequest {
         f.debug_struct("BackupRequest")
             .field("password", &Hidden(self.password.len()))
             .field("backup_password", &Hidden(self.backup_password.len()))
+            .field("file_name", &self.file_name)
             .finish()
     }
 }
@@ -247,6 +248,7 @@ impl fmt::Debug for crate::v1::RestoreChunk {
             .field("verify_only", &self.verify_only)
             .field("dry_run", &self.dry_run)
             .field("data", &self.data.len())
+            .field("file_name", &self.file_name)
             .finish()
     }
 }
