@@ -1,9 +1,10 @@
 //! Compiles `secretctl/v1/*.proto` with the vendored `protoc`, so a fresh
 //! machine needs nothing but cargo.
 
-/// Every message whose fields may hold a password, a value, notes or a URL.
+/// Every message whose fields may hold a password, a value, notes or a URL
+/// (or a login token: `UiResponse`).
 /// Each gets a hand-written redacting `Debug` in `src/redacted.rs`.
-const VALUE_BEARING: [&str; 21] = [
+const VALUE_BEARING: [&str; 22] = [
     ".secretctl.v1.InitRequest",
     ".secretctl.v1.UnlockRequest",
     ".secretctl.v1.ReauthRequest",
@@ -25,6 +26,7 @@ const VALUE_BEARING: [&str; 21] = [
     ".secretctl.v1.BackupRequest",
     ".secretctl.v1.RestoreChunk",
     ".secretctl.v1.ChangePasswordRequest",
+    ".secretctl.v1.UiResponse",
 ];
 
 const PROTOS: [&str; 6] = [

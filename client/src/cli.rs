@@ -79,6 +79,11 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Weak, duplicated and expiring secrets, by name only.
     Security(SecurityArgs),
+    /// Open the local web UI (served by the daemon on 127.0.0.1).
+    #[command(
+        after_help = "Prints a login link whose one-time token (in the URL's #fragment) the page trades\nfor a session cookie, and opens it in your browser. The UI is served to your uid\nonly and stops after ui.idle_timeout (config.yaml) without use, or with the\ndaemon. Refused to AI agents unless you type the master password on the terminal.\n\nExamples:\n  secretctl ui\n  secretctl ui --no-open"
+    )]
+    Ui(UiArgs),
     /// Read and check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -476,6 +481,7 @@ impl Command {
             Command::Password(PasswordCommand::Change(_)) => "password change",
             Command::Generate(_) => "generate",
             Command::Security(_) => "security",
+            Command::Ui(_) => "ui",
             Command::Audit(AuditCommand::List(_)) => "audit list",
             Command::Audit(AuditCommand::Verify) => "audit verify",
             Command::Audit(AuditCommand::Export { .. }) => "audit export",
@@ -497,6 +503,13 @@ impl Command {
             Command::McpServer => "mcp-server",
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Print the login link without opening a browser.
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 #[cfg(test)]

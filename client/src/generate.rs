@@ -1,9 +1,8 @@
 //! `secretctl generate` (contract §10): random passwords and passphrases.
 //!
-//! Every character (or word) is drawn uniformly from the OS random source
-//! by rejection sampling, so no symbol is likelier than another; a password
-//! lacking one of the enabled classes is thrown away and drawn again, which
-//! keeps the result uniform over the passwords that have them all.
+//! Passwords come from `secretctl_proto::generate` (shared with the web
+//! UI); every word of a passphrase is drawn uniformly from the OS random
+//! source by the same rejection sampling.
 
 use std::io::IsTerminal;
 
@@ -11,132 +10,33 @@ use anyhow::Context;
 use secretctl_proto::v1::{FieldInput, SetRequest};
 use zeroize::Zeroizing;
 
+use secretctl_proto::generate::{Classes, Recipe, Rng};
+
 use crate::cli::GenerateArgs;
 use crate::connect;
 use crate::error::{CliError, Result};
 
-pub const LOWER: &str = "abcdefghijklmnopqrstuvwxyz";
-pub const UPPER: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-pub const DIGITS: &str = "0123456789";
-/// Printable ASCII punctuation without quotes, backslash, backtick and
-/// space, so a generated value pastes into shells, .env files and URLs'
-/// userinfo without quoting surprises.
-pub const SYMBOLS: &str = "!#$%&()*+,-./:;<=>?@[]^_{|}~";
-
 /// Words of a passphrase are joined with this.
 pub const WORD_SEPARATOR: &str = "-";
 
-/// A password recipe: the enabled classes after `--exclude`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Recipe {
-    classes: Vec<Vec<char>>,
-    length: usize,
-}
-
-impl Recipe {
-    pub fn new(a: &GenerateArgs) -> Result<Recipe> {
-        let exclude: Vec<char> = a.exclude.as_deref().unwrap_or("").chars().collect();
-        let mut classes = Vec::new();
-        for (on, name, set, flag) in [
-            (!a.no_lower, "lower-case letter", LOWER, "--no-lower"),
-            (!a.no_upper, "upper-case letter", UPPER, "--no-upper"),
-            (!a.no_digits, "digit", DIGITS, "--no-digits"),
-            (!a.no_symbols, "symbol", SYMBOLS, "--no-symbols"),
-        ] {
-            if !on {
-                continue;
-            }
-            let chars: Vec<char> = set.chars().filter(|c| !exclude.contains(c)).collect();
-            if chars.is_empty() {
-                return Err(CliError::usage(format!("--exclude removes every {name}"))
-                    .hint(format!("add {flag} to leave them out"))
-                    .into());
-            }
-            classes.push(chars);
+/// The password recipe of `a` (`secretctl_proto::generate`, shared with the
+/// web UI), or a usage error naming the flag to change.
+pub fn recipe(a: &GenerateArgs) -> Result<Recipe> {
+    let classes = Classes {
+        length: a.length as usize,
+        lower: !a.no_lower,
+        upper: !a.no_upper,
+        digits: !a.no_digits,
+        symbols: !a.no_symbols,
+        exclude: a.exclude.clone().unwrap_or_default(),
+    };
+    Recipe::new(&classes).map_err(|e| {
+        let err = CliError::usage(e.message);
+        match e.hint {
+            Some(h) => err.hint(h).into(),
+            None => err.into(),
         }
-        if classes.is_empty() {
-            return Err(CliError::usage("every character class is turned off")
-                .hint("keep at least one of lower, upper, digits, symbols")
-                .into());
-        }
-        let length = a.length as usize;
-        if length < classes.len() {
-            return Err(CliError::usage(format!(
-                "a {length}-character password cannot hold one of each of the {} enabled classes",
-                classes.len()
-            ))
-            .hint("use a larger -l, or turn classes off with --no-symbols, --no-digits, ...")
-            .into());
-        }
-        Ok(Recipe { classes, length })
-    }
-
-    fn alphabet(&self) -> Vec<char> {
-        self.classes.iter().flatten().copied().collect()
-    }
-
-    /// One password with at least one character of every class.
-    pub fn password(&self, rng: &mut Rng) -> Result<Zeroizing<String>> {
-        let alphabet = self.alphabet();
-        loop {
-            let mut out = Zeroizing::new(String::with_capacity(self.length));
-            for _ in 0..self.length {
-                out.push(alphabet[rng.below(alphabet.len())?]);
-            }
-            if self
-                .classes
-                .iter()
-                .all(|class| out.chars().any(|c| class.contains(&c)))
-            {
-                return Ok(out);
-            }
-        }
-    }
-
-    /// Bits of entropy of one password (an upper bound: the class rule
-    /// removes a few).
-    pub fn bits(&self) -> f64 {
-        self.length as f64 * (self.alphabet().len() as f64).log2()
-    }
-}
-
-/// Uniform integers from the OS random source, read in blocks.
-pub struct Rng {
-    buf: Zeroizing<Vec<u8>>,
-    pos: usize,
-}
-
-impl Rng {
-    pub fn new() -> Rng {
-        Rng {
-            buf: Zeroizing::new(vec![0; 512]),
-            pos: 512,
-        }
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        if self.pos + 4 > self.buf.len() {
-            getrandom::fill(&mut self.buf)
-                .map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
-            self.pos = 0;
-        }
-        let b = &self.buf[self.pos..self.pos + 4];
-        self.pos += 4;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    /// A uniform integer in `0..n` (`n` > 0): draws above the largest
-    /// multiple of `n` are rejected, so no remainder is favoured.
-    pub fn below(&mut self, n: usize) -> Result<usize> {
-        let n = n as u64;
-        let zone = (1u64 << 32) - (1u64 << 32) % n;
-        loop {
-            let x = u64::from(self.u32()?);
-            if x < zone {
-                return Ok((x % n) as usize);
-            }
-        }
-    }
+    })
 }
 
 /// The wordlist of `--words`: the EFF long list (7,776 words).
@@ -152,7 +52,7 @@ pub fn passphrase(words: usize, rng: &mut Rng) -> Result<Zeroizing<String>> {
         if i > 0 {
             out.push_str(WORD_SEPARATOR);
         }
-        out.push_str(list[rng.below(list.len())?]);
+        out.push_str(list[rng.below(list.len()).map_err(|e| anyhow::anyhow!(e))?]);
     }
     Ok(out)
 }
@@ -167,12 +67,12 @@ pub async fn run(a: GenerateArgs) -> Result<()> {
     let make = |rng: &mut Rng| -> Result<Zeroizing<String>> {
         match a.words {
             Some(n) => passphrase(n as usize, rng),
-            None => Recipe::new(&a)?.password(rng),
+            None => recipe(&a)?.password(rng).map_err(|e| anyhow::anyhow!(e)),
         }
     };
     // Checked before anything is drawn or the daemon is asked.
     if a.words.is_none() {
-        Recipe::new(&a)?;
+        recipe(&a)?;
     }
     if let Some(key) = &a.set {
         let value = make(&mut rng)?;
@@ -185,7 +85,7 @@ pub async fn run(a: GenerateArgs) -> Result<()> {
     if std::io::stderr().is_terminal() {
         let bits = match a.words {
             Some(n) => f64::from(n) * (wordlist().len() as f64).log2(),
-            None => Recipe::new(&a)?.bits(),
+            None => recipe(&a)?.bits(),
         };
         eprintln!("(about {bits:.0} bits of entropy each)");
     }
@@ -235,6 +135,7 @@ async fn store(key: &str, field: &str, value: Zeroizing<String>) -> Result<()> {
 mod tests {
     use super::*;
     use clap::Parser;
+    use secretctl_proto::generate::{DIGITS, LOWER, SYMBOLS, UPPER};
 
     fn args(argv: &[&str]) -> GenerateArgs {
         match crate::cli::Cli::try_parse_from(
@@ -251,7 +152,7 @@ mod tests {
     #[test]
     fn every_class_is_present_and_nothing_else() {
         let mut rng = Rng::new();
-        let r = Recipe::new(&args(&["-l", "4"])).unwrap();
+        let r = recipe(&args(&["-l", "4"])).unwrap();
         for _ in 0..2000 {
             let p = r.password(&mut rng).unwrap();
             assert_eq!(p.chars().count(), 4);
@@ -260,7 +161,7 @@ mod tests {
             assert!(p.chars().any(|c| DIGITS.contains(c)));
             assert!(p.chars().any(|c| SYMBOLS.contains(c)));
         }
-        let r = Recipe::new(&args(&["--no-symbols", "--no-upper", "--exclude", "0o1l"])).unwrap();
+        let r = recipe(&args(&["--no-symbols", "--no-upper", "--exclude", "0o1l"])).unwrap();
         for _ in 0..500 {
             let p = r.password(&mut rng).unwrap();
             assert_eq!(p.len(), 24);
@@ -275,12 +176,9 @@ mod tests {
 
     #[test]
     fn impossible_recipes_are_refused() {
+        assert!(recipe(&args(&["-l", "3"])).is_err(), "4 classes, 3 chars");
         assert!(
-            Recipe::new(&args(&["-l", "3"])).is_err(),
-            "4 classes, 3 chars"
-        );
-        assert!(
-            Recipe::new(&args(&[
+            recipe(&args(&[
                 "--no-lower",
                 "--no-upper",
                 "--no-digits",
@@ -288,29 +186,8 @@ mod tests {
             ]))
             .is_err()
         );
-        assert!(Recipe::new(&args(&["--exclude", DIGITS])).is_err());
-        assert!(Recipe::new(&args(&["--exclude", DIGITS, "--no-digits"])).is_ok());
-    }
-
-    #[test]
-    fn draws_are_uniform_and_distinct() {
-        // 40,000 draws over 10 buckets: each within 10% of 4,000 (the chance
-        // that a fair source fails this is below 1e-9).
-        let mut rng = Rng::new();
-        let mut counts = [0u32; 10];
-        for _ in 0..40_000 {
-            counts[rng.below(10).unwrap()] += 1;
-        }
-        assert!(
-            counts.iter().all(|&c| (3600..=4400).contains(&c)),
-            "{counts:?}"
-        );
-        let r = Recipe::new(&args(&[])).unwrap();
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..1000 {
-            assert!(seen.insert(r.password(&mut rng).unwrap().to_string()));
-        }
-        assert!(r.bits() > 150.0, "{}", r.bits());
+        assert!(recipe(&args(&["--exclude", DIGITS])).is_err());
+        assert!(recipe(&args(&["--exclude", DIGITS, "--no-digits"])).is_ok());
     }
 
     #[test]

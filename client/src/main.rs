@@ -36,6 +36,7 @@ mod service;
 mod session;
 mod set_request;
 mod templates;
+mod ui;
 
 use clap::Parser;
 
@@ -69,6 +70,7 @@ async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
         Command::Password(PasswordCommand::Change(a)) => done(password_change::run(a, json).await),
         Command::Generate(a) => done(generate::run(a).await),
         Command::Security(a) => done(security::run(a, json).await),
+        Command::Ui(a) => done(ui::run(a, json).await),
         Command::Audit(c) => done(audit::run(c, json).await),
         Command::Policy(PolicyCommand::Check) => done(mcp::policy_check(json).await),
         Command::Policy(PolicyCommand::Apply) => done(mcp::apply(mcp::Apply::Policy, json).await),

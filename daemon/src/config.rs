@@ -42,6 +42,28 @@ impl Default for AgentLimits {
     }
 }
 
+/// The web UI (contract §11): `ui.port`, `ui.idle_timeout`,
+/// `ui.session_timeout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiSettings {
+    /// Port on 127.0.0.1; 0 picks a free one each time the UI starts.
+    pub port: u16,
+    /// The UI server stops after this long without a request.
+    pub idle_timeout: Duration,
+    /// A browser session ends after this long without a request.
+    pub session_timeout: Duration,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        UiSettings {
+            port: 0,
+            idle_timeout: Duration::from_secs(30 * 60),
+            session_timeout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
 /// Effective daemon settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -55,6 +77,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Longest `unlock --timeout` accepted.
     pub max_idle_timeout: Duration,
+    /// The web UI.
+    pub ui: UiSettings,
 }
 
 impl Default for Config {
@@ -65,6 +89,7 @@ impl Default for Config {
             audit_segment_bytes: crate::audit::DEFAULT_SEGMENT_BYTES,
             idle_timeout: Duration::from_secs(3600),
             max_idle_timeout: Duration::from_secs(30 * 86400),
+            ui: UiSettings::default(),
         }
     }
 }
@@ -77,6 +102,15 @@ struct RawConfig {
     max_idle_timeout: Option<String>,
     agent: Option<RawAgent>,
     audit: Option<RawAudit>,
+    ui: Option<RawUi>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUi {
+    port: Option<u16>,
+    idle_timeout: Option<String>,
+    session_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,6 +187,29 @@ impl Config {
                 return Err("audit.segment_bytes must be between 512 and 1 GiB".into());
             }
             cfg.audit_segment_bytes = n;
+        }
+        if let Some(u) = raw.ui {
+            if let Some(p) = u.port {
+                if p != 0 && p < 1024 {
+                    return Err("ui.port must be 0 (any free port) or 1024..=65535".into());
+                }
+                cfg.ui.port = p;
+            }
+            let day = Duration::from_secs(86400);
+            if let Some(v) = u.idle_timeout {
+                cfg.ui.idle_timeout = dur("ui.idle_timeout", &v)?;
+            }
+            if let Some(v) = u.session_timeout {
+                cfg.ui.session_timeout = dur("ui.session_timeout", &v)?;
+            }
+            for (key, d) in [
+                ("ui.idle_timeout", cfg.ui.idle_timeout),
+                ("ui.session_timeout", cfg.ui.session_timeout),
+            ] {
+                if d.is_zero() || d > day {
+                    return Err(format!("{key} must be positive and at most 1d"));
+                }
+            }
         }
         if let Some(a) = raw.agent {
             let lim = &mut cfg.agent;
@@ -289,6 +346,20 @@ mod tests {
         );
         assert!(Config::parse("agent:\n  headless: maybe\n").is_err());
         assert!(Config::parse("agent:\n  markers: [\"A=B\"]\n").is_err());
+    }
+
+    #[test]
+    fn reads_ui_settings() {
+        let cfg = Config::parse("ui:\n  port: 8765\n  idle_timeout: 5m\n  session_timeout: 2m\n")
+            .unwrap();
+        assert_eq!(cfg.ui.port, 8765);
+        assert_eq!(cfg.ui.idle_timeout, Duration::from_secs(300));
+        assert_eq!(cfg.ui.session_timeout, Duration::from_secs(120));
+        assert_eq!(Config::default().ui.port, 0);
+        assert!(Config::parse("ui:\n  port: 80\n").is_err());
+        assert!(Config::parse("ui:\n  idle_timeout: 0s\n").is_err());
+        assert!(Config::parse("ui:\n  session_timeout: 2d\n").is_err());
+        assert!(Config::parse("ui:\n  host: 0.0.0.0\n").is_err());
     }
 
     #[test]

@@ -25,5 +25,6 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod store;
+pub mod ui;
 pub mod vault;
 pub mod yaml_guard;

@@ -333,6 +333,7 @@ pub async fn serve(
             let why = stop_requested(&session.paths.socket, bound).await;
             tracing::info!(reason = %why, "stopping: locking the vault first");
             session.lock(LockReason::Shutdown, None);
+            session.ui.stop();
             stop_accepting.abort();
             remove_socket_if_ours(&session, bound);
             session.begin_shutdown();
@@ -404,6 +405,7 @@ pub async fn serve(
     sweeper.abort();
     // Locked already when a stop was asked for; not if serving failed.
     session.lock(LockReason::Shutdown, None);
+    session.ui.stop();
     // The audit writer is drained and joined in main, once the runtime is
     // down (Audit::close blocks).
     remove_socket_if_ours(&session, bound);

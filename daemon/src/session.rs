@@ -84,6 +84,8 @@ pub struct Session {
     pub caller: Classifier,
     /// The policy and agent settings a user applied.
     pub applied: Applied,
+    /// The web UI: an empty slot until `secretctl ui` asks for it.
+    pub ui: crate::ui::Ui,
     /// Slots for agent runs (width: the applied `agent.max_concurrent_runs`).
     agent_slots: RwLock<(usize, Arc<tokio::sync::Semaphore>)>,
     vault: RwLock<Option<Arc<Vault>>>,
@@ -115,6 +117,7 @@ impl Session {
             unlock_gate: tokio::sync::Mutex::new(()),
             caller: Classifier::new(Registry::load(vault.clone())),
             applied: Applied::default(),
+            ui: crate::ui::Ui::default(),
             agent_slots: RwLock::new((width, Arc::new(tokio::sync::Semaphore::new(width)))),
             vault: RwLock::new(vault),
             unlocked: Mutex::new(None),

@@ -50,6 +50,13 @@ pub const ACTIONS: &[&str] = &[
     "audit_write_resumed",
     // the socket
     "connection_refused",
+    // the web UI (contract §11); its pages record the actions above
+    "ui",
+    "ui_login",
+    "ui_logout",
+    "ui_stop",
+    "ui_connection_refused",
+    "policy_would_run",
 ];
 
 /// Record sources.

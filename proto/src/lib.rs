@@ -4,18 +4,24 @@
 //! the daemon's Unix socket ([`client`]), and the small vocabulary every piece
 //! must agree on: where files live ([`paths`]), what a key name is and how
 //! key patterns match ([`names`]), how durations are written
-//! ([`duration`]), the rules every piece applies alike ([`rules`]), and how
-//! outside text is shown ([`text`]). It links no cryptography and never decrypts
+//! ([`duration`]), the rules every piece applies alike ([`rules`]), how
+//! outside text is shown ([`text`]), and what the CLI and the web UI share:
+//! secret [`templates`], password generation ([`generate`], OS randomness
+//! only) and command-line splitting ([`split`], used by the MCP shim and the
+//! UI's "would this command run?" box). It links no cryptography and never decrypts
 //! anything.
 #![forbid(unsafe_code)]
 
 pub mod audit_actions;
 pub mod client;
 pub mod duration;
+pub mod generate;
 pub mod names;
 pub mod paths;
 mod redacted;
 pub mod rules;
+pub mod split;
+pub mod templates;
 pub mod text;
 mod wipe;
 

@@ -263,8 +263,34 @@ impl fmt::Debug for crate::v1::ChangePasswordRequest {
     }
 }
 
+impl fmt::Debug for crate::v1::UiResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UiResponse")
+            .field("base_url", &self.base_url)
+            .field("login_token", &Hidden(self.login_token.len()))
+            .field("started", &self.started)
+            .field("idle_stop_secs", &self.idle_stop_secs)
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ui_response_hides_the_login_token() {
+        let r = crate::v1::UiResponse {
+            base_url: "http://127.0.0.1:1".into(),
+            login_token: "f00dfeed".into(),
+            ..Default::default()
+        };
+        let shown = format!("{r:?}");
+        assert!(
+            shown.contains("127.0.0.1:1") && !shown.contains("f00dfeed"),
+            "{shown}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -78,7 +78,27 @@ enum Job {
     Acknowledge(Box<Record>, Ack<Result<Vec<u64>, String>>),
     Resume(Ack<Result<(), String>>),
     Paused(Box<dyn FnOnce(&mut writer::Writer) + Send>),
+    Snapshot(Ack<Result<Arc<Snapshot>, String>>),
+    ForgetSnapshot,
     Close(Ack<()>),
+}
+
+/// The verified records, for the web UI (which filters, pages and charts
+/// them itself). Built by one full walk; from then on the writer appends
+/// the records it seals itself, so a page does not re-verify 100k records
+/// each time. Any other change (prune, acknowledge, lock, a write failure,
+/// a chain that did not verify) drops it, and the next ask walks again.
+/// Exists only once asked for, and is dropped when the UI stops.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Oldest first. Each behind its own `Arc`: when a page still holds
+    /// the snapshot as the writer appends, the copy made is of pointers.
+    pub records: Vec<Arc<Record>>,
+    /// Why the walk stopped before the end (the first broken place).
+    pub error: Option<String>,
+    pub last_seq: u64,
+    /// When the full walk ran (Unix ms).
+    pub walked_at_ms: i64,
 }
 
 /// Handle to the audit writer; cheap to clone.
@@ -222,6 +242,18 @@ impl Audit {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Job::Verify(tx));
         rx.await.ok().flatten()
+    }
+
+    /// The verified records (see [`Snapshot`]); fails while locked.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, String> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Job::Snapshot(tx));
+        rx.await.unwrap_or_else(|_| Err(STOPPED.into()))
+    }
+
+    /// Drops the snapshot (the web UI stopped): its memory is freed.
+    pub fn forget_snapshot(&self) {
+        let _ = self.tx.send(Job::ForgetSnapshot);
     }
 
     /// Removes records older than `before_ms`; `None` while locked.

@@ -18,7 +18,7 @@ use super::files::{Checkpoint, Files};
 use super::pending::{self, Chain, PendingKey};
 use super::record::{AuditKey, Record, hex, ts_ms, unhex};
 use super::verify::{self, GAP, GAP_ACKNOWLEDGED};
-use super::{Job, daemon_peer, event};
+use super::{Job, Snapshot, daemon_peer, event};
 use crate::store::{AuditAnchor, PendingAnchor};
 use crate::vault::Vault;
 
@@ -42,6 +42,8 @@ pub(super) struct Writer {
     failure: Option<String>,
     /// The writer's own records, written ahead of the next batch.
     notes: Vec<Record>,
+    /// The verified records, while the web UI wants them.
+    snapshot: Option<Arc<Snapshot>>,
 }
 
 fn note(action: &str, error: String, detail: serde_json::Value) -> Record {
@@ -82,6 +84,7 @@ impl Writer {
             healthy,
             failure: None,
             notes,
+            snapshot: None,
         }
     }
 
@@ -117,9 +120,20 @@ impl Writer {
                         let _ = a.send(result.clone());
                     }
                 }
-                Job::Unlocked(keys) => self.unlocked(*keys),
-                Job::Locked => self.key = None,
+                Job::Unlocked(keys) => {
+                    self.snapshot = None;
+                    self.unlocked(*keys)
+                }
+                Job::Locked => {
+                    self.snapshot = None;
+                    self.key = None
+                }
+                Job::Snapshot(tx) => {
+                    let _ = tx.send(self.snapshot());
+                }
+                Job::ForgetSnapshot => self.snapshot = None,
                 Job::Vault(v) => {
+                    self.snapshot = None;
                     self.vault = Some(v);
                     if let Some(a) = self.anchor() {
                         self.check_reaches(a.seq, &a.mac, "the vault's anchor");
@@ -133,10 +147,12 @@ impl Writer {
                     let _ = tx.send(self.verify());
                 }
                 Job::Prune(before, rec, tx) => {
+                    self.snapshot = None;
                     let r = self.key.is_some().then(|| self.prune(before, *rec));
                     let _ = tx.send(r);
                 }
                 Job::Acknowledge(rec, tx) => {
+                    self.snapshot = None;
                     let _ = tx.send(self.acknowledge(*rec));
                 }
                 Job::Resume(tx) => {
@@ -151,7 +167,12 @@ impl Writer {
                     r.success = true;
                     let _ = tx.send(self.write(vec![r]));
                 }
-                Job::Paused(f) => f(&mut self),
+                Job::Paused(f) => {
+                    // A paused job may replace the log (restore): the UI's
+                    // snapshot of it is rebuilt from the files next time.
+                    self.snapshot = None;
+                    f(&mut self)
+                }
                 Job::Close(tx) => {
                     self.flush_notes();
                     let _ = tx.send(());
@@ -227,7 +248,18 @@ impl Writer {
         }
         if let Err(e) = self.files.append_sealed(all) {
             (self.seq, self.prev) = (seq0, prev0);
+            self.snapshot = None;
             return Err(self.fail("cannot write the audit log", e));
+        }
+        // Sealed here, right after the snapshot's last record: they join
+        // it without a new walk.
+        match &mut self.snapshot {
+            Some(snap) if snap.error.is_none() && snap.last_seq == seq0 => {
+                let snap = Arc::make_mut(snap);
+                snap.records.extend(all.iter().cloned().map(Arc::new));
+                snap.last_seq = self.seq;
+            }
+            _ => self.snapshot = None,
         }
         if let Some(v) = self.vault.clone() {
             let a = AuditAnchor {
@@ -363,6 +395,27 @@ impl Writer {
                 last_seq: w.last_seq,
             },
         })
+    }
+
+    fn snapshot(&mut self) -> Result<Arc<Snapshot>, String> {
+        if let Some(s) = &self.snapshot {
+            return Ok(s.clone());
+        }
+        let w = self
+            .walk()
+            .ok_or_else(|| secretctl_proto::LOCKED_MESSAGE.to_string())?;
+        let snap = Arc::new(Snapshot {
+            records: w.records.into_iter().map(Arc::new).collect(),
+            last_seq: w.last_seq,
+            walked_at_ms: crate::vault::now_ms(),
+            error: w.error,
+        });
+        // A broken chain is walked again each time (its records after the
+        // break are not verified, so nothing may be appended to it).
+        if snap.error.is_none() {
+            self.snapshot = Some(snap.clone());
+        }
+        Ok(snap)
     }
 
     fn list(&self, q: &AuditListRequest) -> Result<(Vec<String>, String), String> {

@@ -87,6 +87,10 @@ pub struct Conn {
     /// Set once the connection proved a human is present (the master
     /// password, typed on a terminal): gated actions are then allowed.
     reauthenticated: AtomicBool,
+    /// Written as the `source` of every record of this connection,
+    /// whatever service it calls: `"ui"` for the web UI's sessions, which
+    /// call the same services as the CLI (contract §11).
+    source: Option<&'static str>,
 }
 
 impl Conn {
@@ -95,7 +99,14 @@ impl Conn {
             peer,
             caller,
             reauthenticated: AtomicBool::new(false),
+            source: None,
         }
+    }
+
+    /// A connection whose records all say `source` (the web UI: `"ui"`).
+    pub fn with_source(mut self, source: &'static str) -> Conn {
+        self.source = Some(source);
+        self
     }
 
     /// Marks this connection as re-authenticated.
@@ -110,6 +121,7 @@ impl Conn {
     /// A new audit record for `action` by this connection's caller. The
     /// MCP shim's calls (`source: "mcp"`) are agent calls by definition.
     pub fn event(&self, action: &str, source: &str) -> Record {
+        let source = self.source.unwrap_or(source);
         let mut rec = crate::audit::event(action, source, self.peer.clone());
         let agent = self.caller.is_agent() || source == "mcp";
         rec.caller = Some(
@@ -228,5 +240,13 @@ mod tests {
                 "reauthenticated": true,
             }))
         );
+    }
+
+    #[test]
+    fn a_ui_connection_records_its_source_whatever_service_it_calls() {
+        let ui = conn(Class::User).with_source("ui");
+        let rec = ui.event("set", "cli");
+        assert_eq!(rec.source, "ui");
+        assert_eq!(rec.caller.as_deref(), Some("user"));
     }
 }

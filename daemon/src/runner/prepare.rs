@@ -359,6 +359,20 @@ async fn queue(
     Ok((slot, left))
 }
 
+/// Whether an agent may run `argv` in `cwd` under the applied policy: the
+/// check every agent run (`secret_run`, an agent's `run`) passes, also
+/// behind the web UI's "would this command run?" box. Returns the policy
+/// and the resolved program.
+pub fn agent_command(
+    applied: Result<Policy, String>,
+    argv: &[String],
+    cwd: &Path,
+) -> Result<(Policy, PathBuf), RunError> {
+    let policy = applied.map_err(RunError::PolicyUnusable)?;
+    let program = command::check(&policy, argv, cwd).map_err(|r| RunError::Refused(r.0))?;
+    Ok((policy, program))
+}
+
 /// The policy a run needs: always for agents (the command is checked
 /// against it), for users only to look up an env alias. It is the copy a
 /// user applied, never the file as it is now.
@@ -370,9 +384,7 @@ fn check_policy(
 ) -> Result<(Option<Policy>, Option<PathBuf>), RunError> {
     match mode {
         Mode::Agent => {
-            let policy = applied.map_err(RunError::PolicyUnusable)?;
-            let program =
-                command::check(&policy, &spec.argv, cwd).map_err(|r| RunError::Refused(r.0))?;
+            let (policy, program) = agent_command(applied, &spec.argv, cwd)?;
             Ok((Some(policy), Some(program)))
         }
         Mode::User if spec.alias.is_empty() => Ok((None, None)),

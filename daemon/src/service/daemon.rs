@@ -9,8 +9,8 @@ use secretctl_proto::v1::daemon_server::Daemon;
 use secretctl_proto::v1::{
     ApplyRequest, ApplyResponse, Hardening, InitRequest, InitResponse, KdfParams, LockRequest,
     LockResponse, PolicyCheckRequest, PolicyCheckResponse, ReauthRequest, ReauthResponse,
-    RegisterRequest, RegisterResponse, StatusRequest, StatusResponse, UnlockRequest,
-    UnlockResponse,
+    RegisterRequest, RegisterResponse, StatusRequest, StatusResponse, UiRequest, UiResponse,
+    UnlockRequest, UnlockResponse,
 };
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
@@ -197,6 +197,31 @@ impl Daemon for DaemonService {
     ) -> Result<Response<ApplyResponse>, Status> {
         let who = super::conn_of(&req);
         settings::apply_config(&self.session, &who)
+            .await
+            .map(Response::new)
+    }
+
+    /// `secretctl ui`: a login link to the web UI, started if needed. The
+    /// UI shows and changes everything, so an agent caller is refused
+    /// (contract §9) unless its connection re-authenticated.
+    async fn ui(&self, req: Request<UiRequest>) -> Result<Response<UiResponse>, Status> {
+        let who = super::conn_of(&req);
+        let r = match super::gate(&self.session.audit, &who, Action::Reveal).await {
+            Ok(()) => self
+                .session
+                .ui
+                .open(&self.session)
+                .map(|o| UiResponse {
+                    base_url: o.base_url,
+                    login_token: o.token.to_string(),
+                    started: o.started,
+                    idle_stop_secs: self.session.config.ui.idle_timeout.as_secs(),
+                    token_ttl_secs: crate::ui::auth::TOKEN_TTL.as_secs(),
+                })
+                .map_err(|e| Status::internal(e.to_string())),
+            Err(refused) => Err(refused),
+        };
+        super::audited(&self.session.audit, "ui", "cli", &who, Vec::new(), r)
             .await
             .map(Response::new)
     }

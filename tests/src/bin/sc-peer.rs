@@ -8,6 +8,9 @@
 //!   prints `closed` when the other side hangs up without a byte, `answered
 //!   N` when it sends something, or `error: ...` when connecting fails;
 //!   gives up after 20 s.
+//! - `sc-peer http ADDR HOST`: connects over TCP to ADDR (the web UI),
+//!   sends `GET / HTTP/1.1` with that Host and prints `closed` or `answered
+//!   N <status line>`, like `dial`.
 #![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
@@ -25,8 +28,9 @@ fn main() {
     {
         ["listen", socket, log] => listen(socket, log),
         ["dial", socket] => dial(socket),
+        ["http", addr, host] => http(addr, host),
         _ => {
-            eprintln!("usage: sc-peer listen SOCKET LOG | dial SOCKET");
+            eprintln!("usage: sc-peer listen SOCKET LOG | dial SOCKET | http ADDR HOST");
             std::process::exit(2);
         }
     }
@@ -74,6 +78,32 @@ fn dial(socket: &str) {
         Ok(0) => println!("closed"),
         Ok(n) => println!("answered {n}"),
         // A reset counts as hanging up.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => println!("closed"),
+        Err(e) => println!("error: {e}"),
+    }
+}
+
+fn http(addr: &str, host: &str) {
+    let mut s = match std::net::TcpStream::connect(addr) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("error: {e}");
+            return;
+        }
+    };
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let _ = write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    );
+    let mut buf = [0u8; 4096];
+    match s.read(&mut buf) {
+        Ok(0) => println!("closed"),
+        Ok(n) => {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            println!("answered {n} {}", text.lines().next().unwrap_or(""));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => println!("closed"),
         Err(e) => println!("error: {e}"),
     }

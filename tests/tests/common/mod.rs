@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use secretctl_proto::client::{Client, RpcError};
 
+pub mod ui;
+
 /// The password every test vault uses.
 pub const PASSWORD: &str = "correct horse battery staple";
 
