@@ -17,12 +17,19 @@ pub enum ExportFormat {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Prints the values of the selected secrets (all by default) to stdout, or
-writes them to FILE: created 0600, refused if it exists (unless --force) and
-never written through a symlink. The export is audited with its key names.
+writes them to FILE: created 0600, refused if it exists (unless --force,
+which writes a new file and renames it over the old one) and never written
+through a symbolic link. Nothing is written unless the whole export can be.
+Audited as 'export' with the key names, never the values. A process the
+daemon classifies as an AI agent's is refused (exit 5) unless the master
+password is typed on the terminal when asked.
 
 env: one NAME='value' line per variable, NAME as 'run' would inject it (a
 secret's bindings, else its value); the quoting survives 'import' and
-'set -a; . FILE' byte for byte. json: everything, for 'import --format json'.
+'set -a; . FILE' in sh byte for byte. A secret with several fields and no
+bindings, or a value that is not UTF-8 text, needs --format json.
+json: every field, flag, tag, note, URL, expiry and binding, for
+'import --format json' (see docs/transfer.md for the shape).
 
 Examples:
   secretctl export -k 'dev/**' -o dev.env
@@ -70,15 +77,33 @@ pub enum ConflictMode {
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-All or nothing: the secrets are stored in one vault transaction, and a bad
-entry stops the whole import naming its line or item. Prints how many were
-imported, overwritten and skipped. The format is detected from the content
-and the file name when --format is not given.
+All or nothing: the whole file is parsed first and a bad entry stops the
+import naming its line or item (never its content); then the daemon checks
+every entry with the rules of 'set' and stores them in one vault
+transaction. Prints how many were imported, overwritten and skipped; with
+--dry-run, what would happen to each entry, conflicts included, and changes
+nothing. The format is detected from the content and the file name when
+--format is not given.
+
+Keys: .env and flat JSON: --prefix + the name as written (DB_URL ->
+dev/DB_URL), the value in a sensitive 'value' field. Password managers: one
+secret per item, --prefix + folder/title as slugs ('My Bank: Savings' in
+'Personal' -> personal/my-bank-savings); a key already taken in the same
+file gets -2, -3, ... Fields: username, password (sensitive), totp
+(sensitive), further fields by label; notes and the first http(s) URL as
+the secret's notes and URL. An entry with nothing to store is skipped.
+
+--conflict for keys already stored: skip (keep the stored secret), overwrite
+(replace it entirely, nothing merged), error (import nothing). A process the
+daemon classifies as an AI agent's is refused (exit 5) unless the master
+password is typed on the terminal when asked. Audited as 'import' with key
+names and counts, never values. Details: docs/transfer.md.
 
 Examples:
   secretctl import .env --prefix dev/ --tag dev
   secretctl import export.csv --format 1password-csv --dry-run
-  secretctl import vault.json --conflict overwrite")]
+  secretctl import vault.json --conflict overwrite
+  cat .env | secretctl import - --format env")]
 pub struct ImportArgs {
     /// The file to import ('-' for stdin).
     pub file: PathBuf,
@@ -106,7 +131,11 @@ recipient) holding a consistent snapshot of the vault and the audit log.
 It is protected by the master password (asked again, or SECRETCTL_PASSWORD),
 or with --backup-password by a separate one (asked twice, or
 SECRETCTL_BACKUP_PASSWORD). FILE is created 0600 and never overwritten
-unless --force.
+unless --force (and never written through a symlink).
+
+Inside is a tar archive: manifest.json, vault.redb (values still sealed
+with the vault's key) and audit/. Open it without secretctl:
+  age -d vault.age | tar -tv
 
 Examples:
   secretctl backup -o ~/backups/secretctl-$(date +%F).age
@@ -131,8 +160,14 @@ pub struct BackupArgs {
 Checks the whole backup before touching anything, then replaces the vault
 atomically; the previous vault is kept as vault.redb.before-restore-<time>
 and no other file in SECRETCTL_HOME is deleted. The restore is recorded in
-the audit log, which still verifies. The vault is locked afterwards: unlock
-it with the master password it had when the backup was taken.
+the audit log, which still verifies: a backup of the same vault keeps the
+current log; another vault's backup moves it to audit.before-restore-<time>
+and installs the backup's. The vault is locked afterwards: unlock it with
+the master password it had when the backup was taken.
+
+The password is the master password of the backup's time (prompt,
+--password-stdin or SECRETCTL_PASSWORD), or with --backup-password the
+separate one (prompt, --password-stdin or SECRETCTL_BACKUP_PASSWORD).
 
 Examples:
   secretctl restore backup.age --verify-only
@@ -165,8 +200,10 @@ pub enum PasswordCommand {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 The old password comes from --password-stdin, SECRETCTL_PASSWORD or a prompt;
-the new one from SECRETCTL_NEW_PASSWORD or a prompt asked twice. The change
-is one vault transaction: a crash leaves the old or the new password working.
+the new one from SECRETCTL_NEW_PASSWORD or a prompt asked twice. The data key
+is wrapped again (values are not re-encrypted) in one vault transaction: a
+crash leaves the old or the new password working. KDF flags left out keep
+the vault's current parameters. Backups taken before keep the old password.
 
 Examples:
   secretctl password change

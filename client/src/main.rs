@@ -12,6 +12,7 @@ mod output;
 mod agent;
 mod audit;
 mod backup;
+mod backup_file;
 mod cli;
 mod cli_transfer;
 mod connect;
@@ -27,6 +28,7 @@ mod mcp;
 mod password;
 mod password_change;
 mod reauth;
+mod restore;
 mod run;
 mod secrets;
 mod security;
@@ -64,7 +66,7 @@ async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
         Command::Export(a) => done(export::run(a).await),
         Command::Import(a) => done(import::run(a, json).await),
         Command::Backup(a) => done(backup::backup(a, json).await),
-        Command::Restore(a) => done(backup::restore(a, json).await),
+        Command::Restore(a) => done(restore::restore(a, json).await),
         Command::Password(PasswordCommand::Change(a)) => done(password_change::run(a, json).await),
         Command::Generate(a) => done(generate::run(a).await),
         Command::Security(a) => done(security::run(a, json).await),

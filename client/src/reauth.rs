@@ -81,3 +81,43 @@ pub async fn consent(client: &Client, st: &StatusResponse, what: &str) -> Result
         .context("re-authentication failed")?;
     Ok(())
 }
+
+/// Like [`consent`], for commands that need the master password anyway
+/// (`backup`, `restore`, `password change`): the one password typed on
+/// the terminal both re-authenticates the connection and is returned, so
+/// the human types it once. `None` for a user's process, and for an
+/// agent's without a terminal (the daemon then refuses, exit 5, and
+/// records the refusal).
+pub async fn consent_password(
+    client: &Client,
+    st: &StatusResponse,
+    what: &str,
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    if !is_agent(st) {
+        return Ok(None);
+    }
+    let Some(mut tty) = terminal() else {
+        return Ok(None);
+    };
+    let _ = writeln!(
+        tty,
+        "\nsecretctl: a process the daemon classifies as an AI agent's asks to {what}.\n  why: {}\n  Allow it once by typing the master password (Ctrl-C refuses).",
+        st.caller_reason
+    );
+    let mut line = zeroize::Zeroizing::new(
+        rpassword::prompt_password("Master password: ").context("cannot read from the terminal")?,
+    );
+    if line.is_empty() {
+        return Err(CliError::new(DENIED, "refused: no password was given on the terminal").into());
+    }
+    let password = zeroize::Zeroizing::new(std::mem::take(&mut *line).into_bytes());
+    client
+        .daemon()
+        .reauthenticate(ReauthRequest {
+            password: password.to_vec(),
+        })
+        .await
+        .map_err(|s| client.classify(s))
+        .context("re-authentication failed")?;
+    Ok(Some(password))
+}

@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod agent;
 pub mod applied;
+pub mod archive;
 pub mod audit;
 pub mod caller;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod keyring;
 pub mod policy;
 pub mod private_file;
 pub mod redact;
+pub mod restore;
 pub mod runner;
 pub mod secret;
 pub mod security;

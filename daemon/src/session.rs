@@ -60,6 +60,8 @@ pub enum LockReason {
     Manual,
     IdleTimeout,
     Shutdown,
+    /// A restore is about to replace the vault.
+    Restore,
 }
 
 struct Unlocked {
@@ -141,6 +143,15 @@ impl Session {
         *self.vault.write().expect("vault lock is never poisoned") = Some(vault);
     }
 
+    /// Puts a restored vault in place of the current one (the audit writer
+    /// is told by the restore itself, from inside its pause). Requests that
+    /// already hold the old vault finish on it; their writes fail (it is
+    /// retired, see `Store::retire`).
+    pub fn replace_vault(&self, vault: Arc<Vault>) {
+        self.caller.registry.set_vault(vault.clone());
+        *self.vault.write().expect("vault lock is never poisoned") = Some(vault);
+    }
+
     /// The vault and its key; `Use::Secret` resets the idle timer.
     pub fn key(&self, usage: Use) -> Result<(Arc<Vault>, Arc<DataKey>), Gate> {
         let vault = self.vault()?;
@@ -193,6 +204,7 @@ impl Session {
                 LockReason::Manual => "manual",
                 LockReason::IdleTimeout => "idle timeout",
                 LockReason::Shutdown => "shutdown",
+                LockReason::Restore => "restore",
             };
             rec.detail = Some(serde_json::json!({ "reason": why }));
             // Sealed with the key before the writer forgets it.

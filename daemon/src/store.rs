@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 use std::sync::atomic::Ordering;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+};
 
 /// Format of the records below; bumped on incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
@@ -295,6 +297,17 @@ pub enum StoreError {
         "vault file {0} could not be opened again after an I/O error: retry when the disk is writable"
     )]
     Reopen(PathBuf),
+    /// A restore replaced the file while this write waited: nothing was
+    /// written to the old one.
+    #[error(
+        "the vault was replaced by a restore while this request ran: nothing was stored; unlock the restored vault and run it again"
+    )]
+    Replaced,
+    /// The snapshot found a table this version does not know.
+    #[error(
+        "vault file {path} holds a table this secretctl does not know ('{table}'): refusing to back up part of it"
+    )]
+    UnknownTable { path: PathBuf, table: String },
 }
 
 /// An open write transaction on the secrets table (see [`Store::transaction`]).
@@ -311,6 +324,13 @@ impl Txn<'_> {
         let got = self.table.get(key).map_err(|e| self.store.err(e))?;
         got.map(|v| self.store.decode_secret(v.value(), key))
             .transpose()
+    }
+
+    /// Whether `key` is stored (without decoding it: a damaged record
+    /// counts).
+    pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
+        let got = self.table.get(key).map_err(|e| self.store.err(e))?;
+        Ok(got.is_some())
     }
 
     /// Inserts or replaces `key`.
@@ -349,6 +369,8 @@ pub struct Store {
     path: PathBuf,
     /// Number of secrets, kept in memory so `Status` never touches disk.
     count: std::sync::atomic::AtomicU64,
+    /// Set once a restore replaced the file: every later write fails.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -382,7 +404,19 @@ impl Store {
             broken: Default::default(),
             path: path.to_path_buf(),
             count: Default::default(),
+            retired: Default::default(),
         }
+    }
+
+    /// A write transaction, unless a restore replaced this file: checked
+    /// after the transaction began, so a write that waited for the
+    /// restore's lock fails instead of landing in the replaced file.
+    fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(StoreError::Replaced);
+        }
+        Ok(txn)
     }
 
     /// The database, opened again first if an I/O error broke it.
@@ -398,6 +432,11 @@ impl Store {
     }
 
     fn reopen(&self) -> Result<(), StoreError> {
+        // The path now names the restored file: never open it through the
+        // store of the file it replaced.
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(StoreError::Replaced);
+        }
         let mut slot = self.db.write().expect("db lock is never poisoned");
         if !self.broken.load(Ordering::SeqCst) {
             return Ok(());
@@ -430,6 +469,15 @@ impl Store {
             .read_meta(HEADER_KEY)?
             .ok_or_else(|| StoreError::NoHeader(self.path.clone()))?;
         self.decode(&bytes, "header")
+    }
+
+    /// Replaces the header (one transaction: a crash leaves the old header
+    /// or the new one, never a mix; `password change` relies on it).
+    pub fn set_header(&self, header: &Header) -> Result<(), StoreError> {
+        self.write_meta(|meta| {
+            meta.insert(HEADER_KEY, prost::Message::encode_to_vec(header).as_slice())?;
+            Ok(())
+        })
     }
 
     /// Unlock failures since the last success.
@@ -541,6 +589,24 @@ impl Store {
         got.map(|v| self.decode_secret(v.value(), key)).transpose()
     }
 
+    /// Which of `keys` are stored, from one read transaction (records are
+    /// not decoded: a damaged one counts).
+    pub fn contains_each<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k str>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(SECRETS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Ok(keys.map(|_| false).collect());
+            }
+            Err(e) => return Err(self.err(e)),
+        };
+        keys.map(|k| table.get(k).map(|v| v.is_some()).map_err(|e| self.err(e)))
+            .collect()
+    }
+
     /// Read-modify-write of one secret in a single transaction. `f` gets the
     /// current record and returns the new one (`None` deletes) or an error,
     /// in which case nothing is written.
@@ -570,7 +636,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.begin_write()?;
         let out = {
             let table = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
             let mut t = Txn {
@@ -648,12 +714,106 @@ impl Store {
 
     /// Raw access for tamper tests: replaces one secret's stored bytes.
     pub fn put_raw_bytes(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.begin_write()?;
         {
             let mut t = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
             t.insert(key, bytes).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// A consistent view of the whole file at this instant: a redb read
+    /// transaction, which sees the last commit and nothing after it, while
+    /// writers go on. See [`Snapshot::write_to`].
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        Ok(Snapshot {
+            txn,
+            path: self.path.clone(),
+        })
+    }
+
+    /// Stops every write to this file, for a restore that replaces it:
+    /// waits for the write transaction in progress to end, then holds the
+    /// write lock until the guard is dropped. Writes that were waiting, and
+    /// every later one, fail with [`StoreError::Replaced`] (unless the
+    /// restore is undone with [`Retired::undo`]). Reads go on.
+    pub fn retire(&self) -> Result<Retired<'_>, StoreError> {
+        let txn = self.begin_write()?;
+        self.retired.store(true, Ordering::SeqCst);
+        Ok(Retired {
+            txn: Some(txn),
+            store: self,
+        })
+    }
+
+    /// Writes what a restored vault takes over from the vault it replaces,
+    /// in one transaction: `Some` entries are set, `None` ones left as the
+    /// backup had them.
+    pub fn carry_over(&self, c: &Carried) -> Result<(), StoreError> {
+        // (entry, Some(bytes) to set, Some(empty) to remove, None to keep)
+        let entries: [(&str, Option<Vec<u8>>); 4] = [
+            (
+                FAILURES_KEY,
+                c.failures.as_ref().map(|f| {
+                    if f.count == 0 {
+                        Vec::new()
+                    } else {
+                        prost::Message::encode_to_vec(f)
+                    }
+                }),
+            ),
+            (
+                AGENT_HOSTS_KEY,
+                c.agent_hosts.as_ref().map(prost::Message::encode_to_vec),
+            ),
+            (
+                AUDIT_ANCHOR_KEY,
+                c.audit_anchor.as_ref().map(|a| {
+                    a.as_ref()
+                        .map(prost::Message::encode_to_vec)
+                        .unwrap_or_default()
+                }),
+            ),
+            (
+                AUDIT_PENDING_KEY,
+                c.audit_pending.as_ref().map(|a| {
+                    a.as_ref()
+                        .filter(|a| a.count > 0)
+                        .map(prost::Message::encode_to_vec)
+                        .unwrap_or_default()
+                }),
+            ),
+        ];
+        self.write_meta(|meta| {
+            for (key, bytes) in &entries {
+                match bytes {
+                    Some(b) if b.is_empty() => {
+                        meta.remove(*key)?;
+                    }
+                    Some(b) => {
+                        meta.insert(*key, b.as_slice())?;
+                    }
+                    None => {}
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Checks a vault file that is not open anywhere (a restore's staged
+    /// copy) with redb's own integrity check: every page and checksum.
+    pub fn check_file(path: &Path) -> Result<(), StoreError> {
+        let mut db = Database::open(path).map_err(|e| db_err(path, e))?;
+        match db.check_integrity() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                what: "redb structure (it was repaired on open, so it was not cleanly written)"
+                    .into(),
+            }),
+            Err(e) => Err(db_err(path, e)),
+        }
     }
 
     fn read_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -672,7 +832,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<(), redb::Error>,
     ) -> Result<(), StoreError> {
-        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.begin_write()?;
         {
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             f(&mut meta).map_err(|e| self.err(e))?;
@@ -709,6 +869,110 @@ impl Store {
             self.broken.store(true, Ordering::SeqCst);
         }
         db_err(&self.path, e)
+    }
+}
+
+/// What a restored vault takes over from the one it replaces (see
+/// [`Store::carry_over`]); `None`: keep the backup's.
+#[derive(Debug, Default, Clone)]
+pub struct Carried {
+    pub failures: Option<Failures>,
+    pub agent_hosts: Option<AgentHostList>,
+    /// `Some(None)`: no anchor.
+    pub audit_anchor: Option<Option<AuditAnchor>>,
+    /// `Some(None)`: nothing pending.
+    pub audit_pending: Option<Option<PendingAnchor>>,
+}
+
+/// The write lock of a store a restore is replacing (see [`Store::retire`]).
+pub struct Retired<'a> {
+    txn: Option<redb::WriteTransaction>,
+    store: &'a Store,
+}
+
+impl Retired<'_> {
+    /// The restore failed before the file was replaced: writes may go on.
+    pub fn undo(mut self) {
+        self.store.retired.store(false, Ordering::SeqCst);
+        if let Some(txn) = self.txn.take() {
+            let _ = txn.abort();
+        }
+    }
+}
+
+impl Drop for Retired<'_> {
+    fn drop(&mut self) {
+        if let Some(txn) = self.txn.take() {
+            let _ = txn.abort();
+        }
+    }
+}
+
+/// A consistent, read-only view of the vault file (see [`Store::snapshot`]).
+pub struct Snapshot {
+    txn: redb::ReadTransaction,
+    path: PathBuf,
+}
+
+impl Snapshot {
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        db_err(&self.path, e)
+    }
+
+    /// Copies every table of the snapshot into a new vault file at `dest`,
+    /// in one transaction committed durably; returns the number of
+    /// secrets.
+    ///
+    /// Why a copy through a read transaction, not a copy of the file's
+    /// bytes: redb writes pages in place and only the commit slot in the
+    /// file header says which pages are live, so bytes copied while any
+    /// write runs can mix two states. A read transaction sees exactly one
+    /// committed state, whatever writers do meanwhile, and the new file
+    /// holds exactly that (compacted). A table this version does not know
+    /// is refused rather than left out.
+    pub fn write_to(&self, dest: &Path) -> Result<u64, StoreError> {
+        for t in self.txn.list_tables().map_err(|e| self.err(e))? {
+            let name = t.name().to_string();
+            if name != META.name() && name != SECRETS.name() {
+                return Err(StoreError::UnknownTable {
+                    path: self.path.clone(),
+                    table: name,
+                });
+            }
+        }
+        if let Some(t) = self
+            .txn
+            .list_multimap_tables()
+            .map_err(|e| self.err(e))?
+            .next()
+        {
+            return Err(StoreError::UnknownTable {
+                path: self.path.clone(),
+                table: redb::MultimapTableHandle::name(&t).to_string(),
+            });
+        }
+        let db = Database::create(dest).map_err(|e| db_err(dest, e))?;
+        let txn = db.begin_write().map_err(|e| db_err(dest, e))?;
+        let mut secrets = 0;
+        for def in [META, SECRETS] {
+            let from = match self.txn.open_table(def) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => continue,
+                Err(e) => return Err(self.err(e)),
+            };
+            let mut to = txn.open_table(def).map_err(|e| db_err(dest, e))?;
+            for entry in from.iter().map_err(|e| self.err(e))? {
+                let (k, v) = entry.map_err(|e| self.err(e))?;
+                to.insert(k.value(), v.value())
+                    .map_err(|e| db_err(dest, e))?;
+                if def.name() == SECRETS.name() {
+                    secrets += 1;
+                }
+            }
+        }
+        txn.commit().map_err(|e| db_err(dest, e))?;
+        drop(db);
+        Ok(secrets)
     }
 }
 

@@ -9,6 +9,9 @@
 //! - Unlock attempts are counted in the vault file; after
 //!   [`FREE_ATTEMPTS`] failures each further attempt waits exponentially.
 
+mod export;
+mod import;
+
 use std::path::{Path, PathBuf};
 
 use secretctl_proto::v1;
@@ -20,6 +23,8 @@ use crate::secret::{self, Invalid, Slot};
 use crate::store::{
     self, Failures, Header, SealedRecord, SecretRecord, SecretSummary, Store, StoreError,
 };
+
+pub use import::{Conflict, Done, Entry as ImportEntry, ImportError};
 
 /// Listings at least this long are decoded on two threads.
 const PARALLEL_LIST: usize = 4096;
@@ -77,7 +82,10 @@ impl From<StoreError> for VaultError {
 /// [`DataKey`] of the current unlock.
 pub struct Vault {
     store: Store,
-    header: Header,
+    /// Never changes (it is bound into every seal), so kept apart from the
+    /// header, which `password change` replaces.
+    vault_id: Vec<u8>,
+    header: std::sync::RwLock<Header>,
 }
 
 /// A value with the env-style name its redaction marker shows.
@@ -132,7 +140,7 @@ impl Vault {
             return Ok(None);
         }
         let header = store.header()?;
-        Ok(Some(Vault { store, header }))
+        Ok(Some(Vault::over(store, header)))
     }
 
     /// Creates a vault protected by `password`; returns it with its new key.
@@ -164,7 +172,28 @@ impl Vault {
             created_at: now_secs(),
         };
         let store = Store::create(path, &header)?;
-        Ok((Vault { store, header }, key))
+        Ok((Vault::over(store, header), key))
+    }
+
+    fn over(store: Store, header: Header) -> Vault {
+        Vault {
+            store,
+            vault_id: header.vault_id.clone(),
+            header: std::sync::RwLock::new(header),
+        }
+    }
+
+    /// The header as it is now.
+    pub fn header(&self) -> Header {
+        self.header
+            .read()
+            .expect("header lock is never poisoned: no code panics holding it")
+            .clone()
+    }
+
+    /// The vault's id (random at `init`, never changed).
+    pub fn vault_id(&self) -> &[u8] {
+        &self.vault_id
     }
 
     /// Path of the vault file.
@@ -174,11 +203,7 @@ impl Vault {
 
     /// KDF parameters from the header.
     pub fn kdf(&self) -> KdfParams {
-        KdfParams {
-            memory_kib: self.header.kdf_memory_kib,
-            iterations: self.header.kdf_iterations,
-            parallelism: self.header.kdf_parallelism,
-        }
+        kdf_of(&self.header())
     }
 
     /// Checks the password and returns the data key. Enforces and updates
@@ -191,22 +216,14 @@ impl Vault {
             let remaining = ((wait_ms - elapsed) as u64).div_ceil(1000);
             return Err(VaultError::Backoff(remaining));
         }
-        let wrapped = self.header.wrapped_key.clone().unwrap_or_default();
-        let kek = crypto::derive_kek(password, &self.header.salt, self.kdf())
-            .map_err(VaultError::Crypto)?;
-        match crypto::unwrap_key(
-            &kek,
-            &self.header.vault_id,
-            self.kdf(),
-            &from_record(wrapped),
-        ) {
-            Ok(key) => {
+        match self.unwrap_with(password)? {
+            Some(key) => {
                 if failures.count > 0 {
                     self.store.set_failures(&Failures::default())?;
                 }
                 Ok(key)
             }
-            Err(_) => {
+            None => {
                 self.store.set_failures(&Failures {
                     count: failures.count.saturating_add(1),
                     last_failure_unix_ms: now_ms(),
@@ -214,6 +231,89 @@ impl Vault {
                 Err(VaultError::WrongPassword)
             }
         }
+    }
+
+    /// The data key if `password` opens the header's wrapped key (`None`:
+    /// it does not). Neither counts nor checks failures: for a copy of a
+    /// vault (a restore's staged file), never for the live one.
+    pub fn unwrap_with(&self, password: &[u8]) -> Result<Option<DataKey>, VaultError> {
+        let header = self.header();
+        let kdf = kdf_of(&header);
+        let wrapped = header.wrapped_key.clone().unwrap_or_default();
+        let kek = crypto::derive_kek(password, &header.salt, kdf).map_err(VaultError::Crypto)?;
+        Ok(crypto::unwrap_key(&kek, &self.vault_id, kdf, &from_record(wrapped)).ok())
+    }
+
+    /// Re-wraps the data key `dk` (from an unlock with the old password)
+    /// under `new_password`, with a fresh salt and `kdf` (the current
+    /// parameters when `None`), and stores the new header in one
+    /// transaction. Values are not re-encrypted, and everything keyed from
+    /// the data key (record seals, the audit chain) stays valid. A crash
+    /// leaves the old header or the new one: the old password or the new
+    /// one opens the vault, never neither. CPU-heavy (Argon2id).
+    pub fn change_password(
+        &self,
+        dk: &DataKey,
+        new_password: &[u8],
+        kdf: Option<KdfParams>,
+    ) -> Result<KdfParams, VaultError> {
+        let mut header = self
+            .header
+            .write()
+            .expect("header lock is never poisoned: no code panics holding it");
+        let kdf = kdf.unwrap_or_else(|| kdf_of(&header));
+        kdf.validate().map_err(|e| Invalid(e.to_string()))?;
+        let mut salt = vec![0u8; crypto::SALT_LEN];
+        crypto::random(&mut salt).map_err(VaultError::Crypto)?;
+        let kek = crypto::derive_kek(new_password, &salt, kdf).map_err(VaultError::Crypto)?;
+        let wrapped =
+            crypto::wrap_key(&kek, &self.vault_id, kdf, dk).map_err(VaultError::Crypto)?;
+        // Proof before writing: the new header opens to the same key.
+        let back =
+            crypto::unwrap_key(&kek, &self.vault_id, kdf, &wrapped).map_err(VaultError::Crypto)?;
+        if back.expose_secret() != dk.expose_secret() {
+            return Err(VaultError::Crypto(CryptoError::Integrity));
+        }
+        let new = Header {
+            kdf_memory_kib: kdf.memory_kib,
+            kdf_iterations: kdf.iterations,
+            kdf_parallelism: kdf.parallelism,
+            salt,
+            wrapped_key: Some(to_record(wrapped)),
+            ..header.clone()
+        };
+        self.store.set_header(&new)?;
+        *header = new;
+        Ok(kdf)
+    }
+
+    /// Checks every record with `dk`: its metadata seal, and that every
+    /// sealed value, note and URL opens. Returns the damaged ones as
+    /// (key, why); nothing is kept in memory after.
+    pub fn check_all(&self, dk: &DataKey) -> Result<Vec<(String, String)>, VaultError> {
+        let rk = RecordKey::derive(dk);
+        let mut damaged = Vec::new();
+        self.store.scan_raw("", |key, bytes| {
+            let checked = self
+                .store
+                .decode_secret::<SecretRecord>(bytes, key)
+                .map_err(VaultError::from)
+                .and_then(|rec| {
+                    self.check_record(&rk, key, &rec.mac_body(), &rec.mac)?;
+                    for f in &rec.fields {
+                        let sealed = f.value.clone().unwrap_or_default();
+                        self.open_slot(dk, key, Slot::Field(&f.name), &sealed)?;
+                    }
+                    self.open_text(dk, key, Slot::Notes, &rec.notes)?;
+                    self.open_text(dk, key, Slot::Url, &rec.url)?;
+                    Ok(())
+                });
+            if let Err(e) = checked {
+                damaged.push((key.to_string(), e.to_string()));
+            }
+            Ok(())
+        })?;
+        Ok(damaged)
     }
 
     /// The registered agent hosts: (pid, start time, description).
@@ -258,7 +358,7 @@ impl Vault {
             store::Applied::Policy => b"policy",
             store::Applied::Config => b"config",
         };
-        crypto::associated_data(&[b"secretctl/v1/applied", &self.header.vault_id, what])
+        crypto::associated_data(&[b"secretctl/v1/applied", &self.vault_id, what])
     }
 
     /// The text of an applied settings file, if one was applied; an altered
@@ -300,12 +400,7 @@ impl Vault {
 
     /// The MAC of a record's metadata under `key`.
     fn record_mac(&self, rk: &RecordKey, key: &str, body: &[u8]) -> [u8; 32] {
-        rk.mac(&[
-            b"secretctl/v1/record",
-            &self.header.vault_id,
-            key.as_bytes(),
-            body,
-        ])
+        rk.mac(&[b"secretctl/v1/record", &self.vault_id, key.as_bytes(), body])
     }
 
     /// Refuses a record whose metadata does not carry its MAC (edited in
@@ -340,7 +435,7 @@ impl Vault {
     }
 
     fn aad(&self, key: &str, slot: Slot<'_>) -> Vec<u8> {
-        let id = &self.header.vault_id;
+        let id = &self.vault_id;
         match slot {
             Slot::Field(f) => {
                 crypto::associated_data(&[b"secretctl/v1/field", id, key.as_bytes(), f.as_bytes()])
@@ -700,6 +795,14 @@ impl Vault {
     /// The underlying store (raw access for tests and maintenance tools).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+}
+
+fn kdf_of(h: &Header) -> KdfParams {
+    KdfParams {
+        memory_kib: h.kdf_memory_kib,
+        iterations: h.kdf_iterations,
+        parallelism: h.kdf_parallelism,
     }
 }
 

@@ -59,6 +59,19 @@ struct Set {
     tags: Option<Vec<String>>,
     expires_at: Option<i64>,
     bindings: Option<Vec<(Name, Name)>>,
+    default_bindings: Option<Vec<(Name, Name)>>,
+}
+
+fn binding_list(b: &[(Name, Name)]) -> BindingList {
+    BindingList {
+        bindings: b
+            .iter()
+            .map(|(e, f)| Binding {
+                env: e.of(&ENVS),
+                field: f.of(&NAMES),
+            })
+            .collect(),
+    }
 }
 
 impl Set {
@@ -83,15 +96,8 @@ impl Set {
             url: self.url.clone(),
             tags: self.tags.as_ref().map(|t| TagList { tags: t.clone() }),
             expires_at: self.expires_at,
-            bindings: self.bindings.as_ref().map(|b| BindingList {
-                bindings: b
-                    .iter()
-                    .map(|(e, f)| Binding {
-                        env: e.of(&ENVS),
-                        field: f.of(&NAMES),
-                    })
-                    .collect(),
-            }),
+            bindings: self.bindings.as_deref().map(binding_list),
+            default_bindings: self.default_bindings.as_deref().map(binding_list),
         }
     }
 }

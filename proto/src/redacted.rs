@@ -206,6 +206,7 @@ impl fmt::Debug for crate::v1::ExportedSecret {
             .field("fields", &self.fields)
             .field("notes", &hidden_opt(&self.notes))
             .field("url", &hidden_opt(&self.url))
+            .field("continued", &self.continued)
             .finish()
     }
 }
@@ -215,6 +216,7 @@ impl fmt::Debug for crate::v1::ImportEntry {
         f.debug_struct("ImportEntry")
             .field("secret", &self.secret)
             .field("origin", &self.origin)
+            .field("continued", &self.continued)
             .finish()
     }
 }
@@ -234,6 +236,7 @@ impl fmt::Debug for crate::v1::BackupRequest {
         f.debug_struct("BackupRequest")
             .field("password", &Hidden(self.password.len()))
             .field("backup_password", &Hidden(self.backup_password.len()))
+            .field("file_name", &self.file_name)
             .finish()
     }
 }
@@ -245,6 +248,7 @@ impl fmt::Debug for crate::v1::RestoreChunk {
             .field("verify_only", &self.verify_only)
             .field("dry_run", &self.dry_run)
             .field("data", &self.data.len())
+            .field("file_name", &self.file_name)
             .finish()
     }
 }

@@ -1,6 +1,7 @@
 //! Rules the daemon, the CLI and the shim must apply identically, written
-//! once: the base environment of agent runs (contract §6) and which field a
-//! secret's plain value is (contract §4–5).
+//! once: the base environment of agent runs (contract §6), which field a
+//! secret's plain value is (contract §4–5), and the sizes of an import or
+//! export stream (contract §10).
 
 /// Variables of the caller's environment an agent run may see (plus every
 /// `LC_*`). The shim sends only these and the daemon keeps only these, so
@@ -27,6 +28,16 @@ pub fn default_field<T>(fields: &[T], name: impl Fn(&T) -> &str) -> Option<&T> {
     };
     fields.iter().find(|f| name(f) == DEFAULT_FIELD).or(only)
 }
+
+/// Most entries one `import` may hold (contract §10).
+pub const MAX_IMPORT_ENTRIES: usize = 200_000;
+/// Most bytes one `import` may send (its entries as encoded on the wire;
+/// the file itself is refused above this size too).
+pub const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
+/// Target size of one message of an export or import stream: well below
+/// the 16 MiB message limit, whatever one secret holds (a part of a secret
+/// adds at most one 1 MiB field beyond it).
+pub const TRANSFER_PART_BYTES: usize = 4 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

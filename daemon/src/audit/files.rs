@@ -131,6 +131,69 @@ impl Files {
         Ok(files)
     }
 
+    /// The audit directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Copies the log as it is into `dest` (created, mode 0700): every
+    /// segment, the pending file and the checkpoint, each opened
+    /// `O_NOFOLLOW`, written new (0600) and fsynced. Other files in the
+    /// directory (a prune's leftovers) are not part of the log and are
+    /// left out. Returns the names copied and how many records (lines)
+    /// the segments and the pending file hold.
+    pub fn copy_to(&self, dest: &Path) -> std::io::Result<(Vec<String>, u64)> {
+        std::fs::DirBuilder::new().mode(0o700).create(dest)?;
+        let mut names = Vec::new();
+        let mut records = 0u64;
+        let sources = self
+            .segments()
+            .into_iter()
+            .chain([self.dir.join(PENDING), self.dir.join(CHECKPOINT)]);
+        for src in sources {
+            let mut from = match open_read(&src) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let name = Self::name(&src);
+            let mut to = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(dest.join(&name))?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                if name != CHECKPOINT {
+                    records += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+                }
+                to.write_all(&buf[..n])?;
+            }
+            to.sync_all()?;
+            names.push(name);
+        }
+        sync_dir(dest);
+        Ok((names, records))
+    }
+
+    /// Whether `name` is a file of the log (a segment, the pending file or
+    /// the checkpoint): what a backup may carry.
+    pub fn is_log_file(name: &str) -> bool {
+        name == PENDING
+            || name == CHECKPOINT
+            || name
+                .strip_prefix("segment-")
+                .and_then(|n| n.strip_suffix(".jsonl"))
+                .is_some_and(|n| n.len() == 12 && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+
     fn name(path: &Path) -> String {
         path.file_name()
             .and_then(|n| n.to_str())

@@ -35,6 +35,8 @@ pub mod record;
 pub mod verify;
 mod writer;
 
+pub use writer::Paused;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Sender, channel};
@@ -75,6 +77,7 @@ enum Job {
     ),
     Acknowledge(Box<Record>, Ack<Result<Vec<u64>, String>>),
     Resume(Ack<Result<(), String>>),
+    Paused(Box<dyn FnOnce(&mut writer::Writer) + Send>),
     Snapshot(Ack<Result<Arc<Snapshot>, String>>),
     ForgetSnapshot,
     Close(Ack<()>),
@@ -270,6 +273,23 @@ impl Audit {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Job::Acknowledge(Box::new(rec), tx));
         rx.await.unwrap_or_else(|_| Err(STOPPED.into()))
+    }
+
+    /// Runs `f` on the writer thread with the writer paused: no record is
+    /// written, no anchor stored, while `f` runs (requests that record
+    /// something wait). Backups take their snapshot this way, and restores
+    /// swap the vault and the log. Records queued before are on disk when
+    /// `f` starts.
+    pub async fn paused<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Paused<'_>) -> T + Send + 'static,
+    ) -> Result<T, AuditError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Paused(Box::new(move |w: &mut writer::Writer| {
+            let _ = tx.send(f(&mut Paused::new(w)));
+        }));
+        self.tx.send(job).map_err(|_| AuditError(STOPPED.into()))?;
+        rx.await.map_err(|_| AuditError(STOPPED.into()))
     }
 
     /// Writes everything queued, stops the writer and waits for its thread:

@@ -286,6 +286,60 @@ mod tests {
     }
 
     #[test]
+    fn cut_backs_off_to_a_character_boundary() {
+        assert_eq!(cut("abc", 3), "abc");
+        assert_eq!(cut("abc", 2), "ab… (1 more bytes)");
+        // `é` is bytes 1..3, `€` bytes 1..4: the cut moves back to byte 1.
+        assert_eq!(cut("aé", 2), "a… (2 more bytes)");
+        assert_eq!(cut("a€", 3), "a… (3 more bytes)");
+    }
+
+    #[test]
+    fn bound_limits_are_inclusive_and_say_what_was_cut() {
+        let mut r = rec();
+        r.keys = (0..MAX_KEYS).map(|i| format!("k{i}")).collect();
+        let big = |n: usize| serde_json::json!({"a": "d".repeat(n - br#"{"a":""}"#.len())});
+        r.detail = Some(big(MAX_DETAIL));
+        r.peer.exe = Some("e".repeat(MAX_KEY * 4));
+        let before = r.clone();
+        r.bound();
+        assert_eq!(r, before, "a record at every limit is untouched");
+
+        r.keys = (0..1000).map(|i| format!("k{i}")).collect();
+        r.detail = Some(big(MAX_DETAIL + 1));
+        r.peer.exe = Some("e".repeat(MAX_KEY * 4 + 1));
+        r.bound();
+        assert_eq!(r.keys.len(), MAX_KEYS + 1);
+        assert_eq!(r.keys[MAX_KEYS - 1], format!("k{}", MAX_KEYS - 1));
+        assert_eq!(r.keys[MAX_KEYS], "… (744 more)");
+        assert_eq!(
+            r.detail,
+            Some(serde_json::json!({"truncated_detail_bytes": MAX_DETAIL + 1}))
+        );
+        assert_eq!(
+            r.peer.exe,
+            Some(format!("{}… (1 more bytes)", "e".repeat(MAX_KEY * 4)))
+        );
+    }
+
+    #[test]
+    fn ts_ms_is_unix_milliseconds() {
+        assert_eq!(ts_ms("2024-01-02T03:04:05.678Z"), Some(1_704_164_645_678));
+        assert_eq!(ts_ms("1970-01-01T00:00:00.002Z"), Some(2));
+        assert_eq!(ts_ms("not a time"), None);
+        let now = now_ts();
+        let ms = ts_ms(&now).unwrap();
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!(
+            (wall - 60_000..=wall).contains(&ms),
+            "{now}: {ms} vs {wall}"
+        );
+    }
+
+    #[test]
     fn unhex_refuses_what_is_not_hex() {
         assert_eq!(unhex("00ff10"), Some(vec![0, 255, 16]));
         for bad in ["aéa", "é", "0", "zz", "0g", "+1"] {

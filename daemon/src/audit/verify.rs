@@ -222,3 +222,271 @@ pub fn verify(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::Peer;
+    use crate::keyring::DataKey;
+
+    /// An audit directory written record by record, without the writer.
+    struct Log {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        files: Files,
+        key: AuditKey,
+    }
+
+    fn log() -> Log {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit");
+        let files = Files::open(&path, 1 << 20).unwrap();
+        Log {
+            _dir: dir,
+            path,
+            files,
+            key: AuditKey::derive(&DataKey::from_bytes(&[9; 32])),
+        }
+    }
+
+    fn rec(action: &str) -> Record {
+        crate::audit::event(
+            action,
+            "cli",
+            Peer {
+                pid: Some(1),
+                uid: 0,
+                exe: None,
+            },
+        )
+    }
+
+    fn mac_of(r: &Record) -> Vec<u8> {
+        unhex(r.mac.as_deref().unwrap()).unwrap()
+    }
+
+    fn anchor(r: &Record) -> AuditAnchor {
+        AuditAnchor {
+            seq: r.seq.unwrap(),
+            mac: mac_of(r),
+        }
+    }
+
+    impl Log {
+        /// Records 1..=n, sealed in a chain (not written).
+        fn chain(&self, n: u64) -> Vec<Record> {
+            let mut prev = Vec::new();
+            (1..=n)
+                .map(|seq| {
+                    let mut r = rec(&format!("get{seq}"));
+                    prev = r.seal(&self.key, seq, &prev).to_vec();
+                    r
+                })
+                .collect()
+        }
+
+        /// A gap record as the writer seals it: `found_seq` is the head it
+        /// found on disk.
+        fn gap(&self, seq: u64, prev: &[u8], found_seq: u64) -> Record {
+            let mut r = rec(GAP);
+            r.detail = Some(serde_json::json!({"found_seq": found_seq}));
+            r.seal(&self.key, seq, prev);
+            r
+        }
+
+        fn write(&self, records: &[&Record]) {
+            let owned: Vec<Record> = records.iter().map(|r| (*r).clone()).collect();
+            self.files.append_sealed(&owned).unwrap();
+        }
+
+        fn write_checkpoint(&self, text: &str) {
+            std::fs::write(self.path.join("checkpoint.json"), text).unwrap();
+        }
+
+        fn checkpoint(&self, seq: u64, mac: &str, check: &str) {
+            let cp = Checkpoint {
+                seq,
+                mac: mac.into(),
+                check: check.into(),
+            };
+            self.write_checkpoint(&serde_json::to_string(&cp).unwrap());
+        }
+
+        fn error(&self, anchor: Option<&AuditAnchor>) -> String {
+            verify(&self.files, &self.key, anchor).unwrap_err()
+        }
+    }
+
+    #[test]
+    fn checkpoint_check_seals_seq_and_mac_with_the_key() {
+        let l = log();
+        let mac = "ab".repeat(32);
+        let c = checkpoint_check(&l.key, 2, &mac);
+        assert_eq!(unhex(&c).map(|v| v.len()), Some(32), "{c}");
+        assert_eq!(c, checkpoint_check(&l.key, 2, &mac));
+        assert_ne!(c, checkpoint_check(&l.key, 3, &mac));
+        assert_ne!(c, checkpoint_check(&l.key, 2, &"cd".repeat(32)));
+        let other = AuditKey::derive(&DataKey::from_bytes(&[8; 32]));
+        assert_ne!(c, checkpoint_check(&other, 2, &mac));
+    }
+
+    #[test]
+    fn a_genuine_checkpoint_starts_the_chain_and_nothing_else_does() {
+        let l = log();
+        let all = l.chain(5);
+        l.write(&[&all[2], &all[3], &all[4]]);
+        let mac2 = all[1].mac.clone().unwrap();
+        let head = anchor(&all[4]);
+        // Without the checkpoint the pruned head is missing.
+        assert!(l.error(Some(&head)).contains("records 1..2 are missing"));
+        l.checkpoint(2, &mac2, &checkpoint_check(&l.key, 2, &mac2));
+        assert_eq!(
+            verify(&l.files, &l.key, Some(&head)),
+            Ok(Verified {
+                records: 3,
+                last_seq: 5
+            })
+        );
+        for (seq, check) in [
+            (2, String::new()),
+            (2, "xyzzy".into()),
+            (1, checkpoint_check(&l.key, 2, &mac2)),
+        ] {
+            l.checkpoint(seq, &mac2, &check);
+            let e = l.error(Some(&head));
+            assert!(
+                e.contains("checkpoint.json was altered"),
+                "{seq} {check}: {e}"
+            );
+        }
+        l.checkpoint(2, "zz", &checkpoint_check(&l.key, 2, "zz"));
+        assert!(l.error(Some(&head)).contains("malformed MAC"));
+        l.write_checkpoint("{not json");
+        let e = l.error(Some(&head));
+        assert!(e.contains("checkpoint.json is unreadable"), "{e}");
+    }
+
+    #[test]
+    fn an_anchor_at_the_checkpoint_needs_no_record_after_it() {
+        let l = log();
+        let all = l.chain(5);
+        let mac5 = all[4].mac.clone().unwrap();
+        l.checkpoint(5, &mac5, &checkpoint_check(&l.key, 5, &mac5));
+        assert_eq!(
+            verify(&l.files, &l.key, Some(&anchor(&all[4]))),
+            Ok(Verified {
+                records: 0,
+                last_seq: 5
+            })
+        );
+    }
+
+    #[test]
+    fn a_log_that_stops_before_the_anchor_fails() {
+        let l = log();
+        let all = l.chain(5);
+        l.write(&[&all[0], &all[1], &all[2]]);
+        assert_eq!(
+            verify(&l.files, &l.key, Some(&anchor(&all[2]))),
+            Ok(Verified {
+                records: 3,
+                last_seq: 3
+            })
+        );
+        let e = l.error(Some(&anchor(&all[4])));
+        assert!(
+            e.contains("the log ends at seq 3 but the vault's anchor is seq 5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn each_break_is_named_for_what_happened() {
+        let missing = log();
+        let all = missing.chain(4);
+        missing.write(&[&all[0], &all[1], &all[3]]);
+        let w = walk(&missing.files, &missing.key, None);
+        let e = w.error.unwrap();
+        assert!(
+            e.contains("record seq 4 follows seq 2: records 3..3 are missing"),
+            "{e}"
+        );
+        assert_eq!((w.records.len(), w.last_seq), (2, 2));
+        assert!(w.open_gaps.is_empty());
+
+        let repeated = log();
+        let all = repeated.chain(3);
+        repeated.write(&[&all[0], &all[1], &all[2], &all[1]]);
+        let w = walk(&repeated.files, &repeated.key, None);
+        let e = w.error.unwrap();
+        assert!(
+            e.contains("record seq 2 appears after seq 3: records were inserted or reordered"),
+            "{e}"
+        );
+        assert_eq!((w.records.len(), w.open_gaps.len()), (3, 0));
+
+        let relinked = log();
+        let all = relinked.chain(2);
+        let mut third = rec("get3");
+        third.seal(&relinked.key, 3, &[0; 32]);
+        relinked.write(&[&all[0], &all[1], &third]);
+        let w = walk(&relinked.files, &relinked.key, None);
+        let e = w.error.unwrap();
+        assert!(
+            e.contains("its prev does not match the MAC of seq 2"),
+            "{e}"
+        );
+        assert_eq!((w.records.len(), w.open_gaps.len()), (2, 0));
+    }
+
+    #[test]
+    fn recorded_gaps_stop_the_walk_until_acknowledged() {
+        // The newest records (4, 5) were cut; the gap chains from 5.
+        let l = log();
+        let all = l.chain(5);
+        let gap = l.gap(6, &mac_of(&all[4]), 3);
+        l.write(&[&all[0], &all[1], &all[2], &gap]);
+        let w = walk(&l.files, &l.key, Some(&anchor(&gap)));
+        assert_eq!(w.open_gaps, vec![6]);
+        assert!(w.error.unwrap().contains("audit acknowledge"));
+        let mut ack = rec(GAP_ACKNOWLEDGED);
+        ack.detail = Some(serde_json::json!({"gap_seq": 6}));
+        ack.seal(&l.key, 7, &mac_of(&gap));
+        l.write(&[&ack]);
+        assert_eq!(
+            verify(&l.files, &l.key, Some(&anchor(&ack))),
+            Ok(Verified {
+                records: 5,
+                last_seq: 7
+            })
+        );
+    }
+
+    #[test]
+    fn a_gap_is_a_jump_in_seq_or_a_prev_that_is_not_the_head() {
+        // Record 3 on disk was replaced: the gap follows in seq but chains
+        // from the record the vault vouched for.
+        let l = log();
+        let all = l.chain(3);
+        let gap = l.gap(4, &[7; 32], 3);
+        l.write(&[&all[0], &all[1], &all[2], &gap]);
+        let w = walk(&l.files, &l.key, None);
+        assert_eq!(w.open_gaps, vec![4], "{:?}", w.error);
+
+        // A gap that skips seqs is one even if it names the head as prev.
+        let l = log();
+        let all = l.chain(3);
+        let gap = l.gap(6, &mac_of(&all[2]), 3);
+        l.write(&[&all[0], &all[1], &all[2], &gap]);
+        let w = walk(&l.files, &l.key, None);
+        assert_eq!(w.open_gaps, vec![6], "{:?}", w.error);
+
+        // A gap record that continues the chain found no discontinuity.
+        let l = log();
+        let all = l.chain(3);
+        let gap = l.gap(4, &mac_of(&all[2]), 3);
+        l.write(&[&all[0], &all[1], &all[2], &gap]);
+        let w = walk(&l.files, &l.key, Some(&anchor(&gap)));
+        assert_eq!((w.error, w.open_gaps, w.last_seq), (None, vec![], 4));
+    }
+}

@@ -167,6 +167,12 @@ impl Writer {
                     r.success = true;
                     let _ = tx.send(self.write(vec![r]));
                 }
+                Job::Paused(f) => {
+                    // A paused job may replace the log (restore): the UI's
+                    // snapshot of it is rebuilt from the files next time.
+                    self.snapshot = None;
+                    f(&mut self)
+                }
                 Job::Close(tx) => {
                     self.flush_notes();
                     let _ = tx.send(());
@@ -503,6 +509,63 @@ impl Writer {
             pruned: cut as u64,
             remaining,
         })
+    }
+}
+
+/// The audit log with its writer paused (see [`super::Audit::paused`]):
+/// nothing is written while a holder of this runs.
+pub struct Paused<'a> {
+    w: &'a mut Writer,
+}
+
+impl<'a> Paused<'a> {
+    pub(super) fn new(w: &'a mut Writer) -> Paused<'a> {
+        Paused { w }
+    }
+
+    /// The audit directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.w.files.dir()
+    }
+
+    /// Copies the log's files into `dest` (see [`Files::copy_to`]).
+    pub fn copy_to(&self, dest: &std::path::Path) -> std::io::Result<(Vec<String>, u64)> {
+        self.w.files.copy_to(dest)
+    }
+
+    /// Whether this log holds the sealed record `(seq, mac)`: the record
+    /// is on disk with that MAC, or a prune's checkpoint is at or past it
+    /// (pruned away after it was sealed here). Seq 0 (no record yet) is
+    /// held by every log.
+    pub fn holds(&self, seq: u64, mac: &[u8]) -> bool {
+        if seq == 0 {
+            return true;
+        }
+        if mac_at(&self.w.files, seq).as_deref() == Some(mac) {
+            return true;
+        }
+        self.w.files.checkpoint().is_some_and(|cp| cp.seq > seq)
+    }
+
+    /// A restore replaced the vault with `vault`. `same_key`: it is the
+    /// same vault (same data key), the log on disk was kept and the
+    /// restored vault carries its anchors; otherwise another log was
+    /// installed in the directory: the writer starts over from it, and
+    /// forgets the pending key of the old data key (records written until
+    /// the next unlock are hash-linked, which any key checks).
+    pub fn restored(&mut self, vault: Arc<Vault>, same_key: bool) {
+        let w = &mut *self.w;
+        w.vault = Some(vault);
+        w.key = None;
+        if !same_key {
+            w.pending_key = None;
+            (w.seq, w.prev) = head_on_disk(&w.files);
+            w.chain = pending::check(w.files.pending_lines(), None, None).chain;
+            w.unanchored = false;
+        }
+        if let Some(a) = w.anchor() {
+            w.check_reaches(a.seq, &a.mac, "the vault's anchor");
+        }
     }
 }
 

@@ -58,6 +58,10 @@ impl From<VaultError> for Status {
             VaultError::WrongPassword => Status::unauthenticated(msg),
             VaultError::Backoff(_) => Status::resource_exhausted(msg),
             VaultError::Integrity { .. } | VaultError::Damaged { .. } => Status::data_loss(msg),
+            // A restore replaced the vault while the request waited.
+            VaultError::Store(crate::store::StoreError::Replaced) => {
+                Status::failed_precondition(msg)
+            }
             VaultError::Crypto(_) | VaultError::Store(_) => {
                 tracing::error!(error = %msg, "vault operation failed");
                 Status::internal(msg)
