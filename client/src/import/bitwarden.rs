@@ -135,20 +135,11 @@ pub fn plan(text_in: &[u8], prefix: &str, tags: &[String]) -> Result<Plan, Strin
             ..Default::default()
         };
         if let Some(login) = v.get("login") {
-            item.fields.push(ItemField::new(
-                "username",
+            item.push_login(
                 text(login, "username"),
-                false,
-                "",
-            ));
-            item.fields.push(ItemField::new(
-                "password",
                 text(login, "password"),
-                true,
-                "password",
-            ));
-            item.fields
-                .push(ItemField::new("totp", text(login, "totp"), true, "totp"));
+                text(login, "totp"),
+            );
             if let Some(Value::Array(uris)) = login.get("uris") {
                 item.urls = uris.iter().map(|u| text(u, "uri")).collect();
             }

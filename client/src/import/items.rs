@@ -53,6 +53,19 @@ pub struct Item {
     pub tags: Vec<String>,
 }
 
+impl Item {
+    /// The login every password manager has: `username` (not sensitive),
+    /// `password` and `totp` (sensitive, with their kinds). Empty ones are
+    /// left out later, like any empty field.
+    pub fn push_login(&mut self, username: String, password: String, totp: String) {
+        self.fields
+            .push(ItemField::new("username", username, false, ""));
+        self.fields
+            .push(ItemField::new("password", password, true, "password"));
+        self.fields.push(ItemField::new("totp", totp, true, "totp"));
+    }
+}
+
 /// True for a URL the daemon stores as a secret's URL.
 fn storable_url(u: &str) -> bool {
     let lower = u.get(..8).unwrap_or(u).to_ascii_lowercase();

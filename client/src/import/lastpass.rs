@@ -12,7 +12,7 @@
 //! | extra | the secret's notes (a secure note's text: its sensitive `notes` field) |
 //! | fav | ignored |
 
-use super::items::{self, Item, ItemField};
+use super::items::{self, Item};
 use super::plan::{Names, Plan};
 use super::table::{self, Table};
 
@@ -59,24 +59,11 @@ pub fn plan(text: &[u8], prefix: &str, tags: &[String]) -> Result<Plan, String> 
             folder: Table::take(&mut row, grouping),
             ..Default::default()
         };
-        item.fields.push(ItemField::new(
-            "username",
+        item.push_login(
             Table::take(&mut row, user),
-            false,
-            "",
-        ));
-        item.fields.push(ItemField::new(
-            "password",
             Table::take(&mut row, password),
-            true,
-            "password",
-        ));
-        item.fields.push(ItemField::new(
-            "totp",
             Table::take(&mut row, totp),
-            true,
-            "totp",
-        ));
+        );
         let u = Table::take(&mut row, url);
         if !u.eq_ignore_ascii_case(NOTE_URL) {
             item.urls.push(u);

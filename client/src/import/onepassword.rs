@@ -85,24 +85,11 @@ pub fn plan(text: &[u8], prefix: &str, tags: &[String]) -> Result<Plan, String> 
             folder: Table::take(&mut row, folder),
             ..Default::default()
         };
-        item.fields.push(ItemField::new(
-            "username",
+        item.push_login(
             Table::take(&mut row, user),
-            false,
-            "",
-        ));
-        item.fields.push(ItemField::new(
-            "password",
             Table::take(&mut row, password),
-            true,
-            "password",
-        ));
-        item.fields.push(ItemField::new(
-            "totp",
             Table::take(&mut row, totp),
-            true,
-            "totp",
-        ));
+        );
         for &c in &extra {
             item.fields.push(ItemField::new(
                 &header[c],
