@@ -64,16 +64,18 @@ pub async fn run(a: GenerateArgs) -> Result<()> {
             .into());
     }
     let mut rng = Rng::new();
+    // Built (and so checked) once, before anything is drawn or the daemon
+    // is asked.
+    let password = match a.words {
+        Some(_) => None,
+        None => Some(recipe(&a)?),
+    };
     let make = |rng: &mut Rng| -> Result<Zeroizing<String>> {
-        match a.words {
-            Some(n) => passphrase(n as usize, rng),
-            None => recipe(&a)?.password(rng).map_err(|e| anyhow::anyhow!(e)),
+        match (&password, a.words) {
+            (Some(r), _) => r.password(rng).map_err(|e| anyhow::anyhow!(e)),
+            (None, n) => passphrase(n.unwrap_or_default() as usize, rng),
         }
     };
-    // Checked before anything is drawn or the daemon is asked.
-    if a.words.is_none() {
-        recipe(&a)?;
-    }
     if let Some(key) = &a.set {
         let value = make(&mut rng)?;
         return store(key, &a.field, value).await;
@@ -83,9 +85,9 @@ pub async fn run(a: GenerateArgs) -> Result<()> {
         outln!("{}", value.as_str());
     }
     if std::io::stderr().is_terminal() {
-        let bits = match a.words {
-            Some(n) => f64::from(n) * (wordlist().len() as f64).log2(),
-            None => recipe(&a)?.bits(),
+        let bits = match (&password, a.words) {
+            (Some(r), _) => r.bits(),
+            (None, n) => f64::from(n.unwrap_or_default()) * (wordlist().len() as f64).log2(),
         };
         eprintln!("(about {bits:.0} bits of entropy each)");
     }
