@@ -45,13 +45,15 @@ fn main() {
             all
         });
         let wall = start.elapsed();
+        let batches = a.batches_written().max(1);
         let mut lat = lat;
         lat.sort();
         println!(
-            "{producers:>3} concurrent writers: {:>7.0} records/s, per-record wait p50 {:?} p99 {:?}",
+            "{producers:>3} concurrent writers: {:>7.0} records/s, per-record wait p50 {:?} p99 {:?}, {:.1} records per fsync",
             lat.len() as f64 / wall.as_secs_f64(),
             lat[lat.len() / 2],
-            lat[lat.len() * 99 / 100]
+            lat[lat.len() * 99 / 100],
+            lat.len() as f64 / batches as f64
         );
     }
 }

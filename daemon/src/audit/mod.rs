@@ -38,7 +38,7 @@ mod writer;
 pub use writer::Paused;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 
@@ -106,6 +106,7 @@ pub struct Snapshot {
 pub struct Audit {
     tx: Sender<Job>,
     healthy: Arc<AtomicBool>,
+    syncs: Arc<AtomicU64>,
     thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
@@ -163,13 +164,15 @@ impl Audit {
         let files = Files::open(dir, segment_bytes)?;
         let (tx, rx) = channel();
         let healthy = Arc::new(AtomicBool::new(true));
-        let w = writer::Writer::new(files, healthy.clone());
+        let syncs = Arc::new(AtomicU64::new(0));
+        let w = writer::Writer::new(files, healthy.clone(), syncs.clone());
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || w.run(rx))?;
         Ok(Audit {
             tx,
             healthy,
+            syncs,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
@@ -189,6 +192,12 @@ impl Audit {
     /// outcome nobody waits for: a lock, the end of a run).
     pub fn record_nowait(&self, rec: Record) {
         let _ = self.tx.send(Job::Event(Box::new(rec), None));
+    }
+
+    /// Batches made durable so far (one fsync each): with the records
+    /// written, how well group commit works (the audit bench prints it).
+    pub fn batches_written(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Whether the last write succeeded (and the writer lives).

@@ -9,8 +9,9 @@
 //! are records too, written before the next batch.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use secretctl_proto::v1::{AuditListRequest, AuditPruneResponse, AuditVerifyResponse};
 
@@ -23,6 +24,10 @@ use crate::store::{AuditAnchor, PendingAnchor};
 use crate::vault::Vault;
 
 const MAX_BATCH: usize = 256;
+/// Longest a batch waits for the callers of the last one to come back.
+/// Well under one fsync (0.3–4 ms on the disks measured), so waiting
+/// costs less than the fsync it saves; see [`gather`].
+const LINGER: Duration = Duration::from_micros(150);
 
 pub(super) struct Writer {
     files: Files,
@@ -38,12 +43,16 @@ pub(super) struct Writer {
     /// Pending records were written with no vault to anchor them in.
     unanchored: bool,
     healthy: Arc<AtomicBool>,
+    /// Batches written (see [`super::Audit::batches_written`]).
+    syncs: Arc<AtomicU64>,
     /// Why the last write failed.
     failure: Option<String>,
     /// The writer's own records, written ahead of the next batch.
     notes: Vec<Record>,
     /// The verified records, while the web UI wants them.
     snapshot: Option<Arc<Snapshot>>,
+    /// Callers that waited on the last batch (see [`gather`]).
+    last_waiters: usize,
 }
 
 fn note(action: &str, error: String, detail: serde_json::Value) -> Record {
@@ -55,7 +64,7 @@ fn note(action: &str, error: String, detail: serde_json::Value) -> Record {
 }
 
 impl Writer {
-    pub(super) fn new(files: Files, healthy: Arc<AtomicBool>) -> Writer {
+    pub(super) fn new(files: Files, healthy: Arc<AtomicBool>, syncs: Arc<AtomicU64>) -> Writer {
         let notes = files
             .repair_torn_tails()
             .into_iter()
@@ -82,9 +91,11 @@ impl Writer {
             chain,
             unanchored: false,
             healthy,
+            syncs,
             failure: None,
             notes,
             snapshot: None,
+            last_waiters: 0,
         }
     }
 
@@ -100,21 +111,8 @@ impl Writer {
             };
             match job {
                 Job::Event(rec, ack) => {
-                    let mut batch = vec![*rec];
-                    let mut acks: Vec<_> = ack.into_iter().collect();
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(Job::Event(r, a)) => {
-                                batch.push(*r);
-                                acks.extend(a);
-                            }
-                            Ok(other) => {
-                                next = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
+                    let (batch, acks) = gather(&rx, *rec, ack, self.last_waiters, &mut next);
+                    self.last_waiters = acks.len();
                     let result = self.write(batch);
                     for a in acks {
                         let _ = a.send(result.clone());
@@ -224,6 +222,7 @@ impl Writer {
         };
         match result {
             Ok(()) => {
+                self.syncs.fetch_add(1, Ordering::Relaxed);
                 self.healthy.store(true, Ordering::SeqCst);
                 self.failure = None;
                 Ok(())
@@ -569,6 +568,49 @@ impl<'a> Paused<'a> {
     }
 }
 
+type EventAck = super::Ack<Result<(), String>>;
+
+/// Group commit: the first record and whatever else is queued, one fsync
+/// for all. Callers that waited on the last batch were all answered at
+/// once and send their next records a few microseconds apart; taking only
+/// what is queued at that instant splits them into alternating half
+/// batches (half the records per fsync). So while fewer callers are in
+/// hand than waited last time, wait up to [`LINGER`] for them. A lone
+/// caller (last batch: one waiter) never waits. A job that is not a
+/// record ends the batch and is kept in `next`.
+fn gather(
+    rx: &Receiver<Job>,
+    first: Record,
+    ack: Option<EventAck>,
+    expect: usize,
+    next: &mut Option<Job>,
+) -> (Vec<Record>, Vec<EventAck>) {
+    let mut batch = vec![first];
+    let mut acks: Vec<_> = ack.into_iter().collect();
+    let deadline = Instant::now() + LINGER;
+    while batch.len() < MAX_BATCH {
+        let job = match rx.try_recv() {
+            Ok(j) => j,
+            Err(_) if acks.len() >= expect || expect <= 1 => break,
+            Err(_) => match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(j) => j,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        match job {
+            Job::Event(r, a) => {
+                batch.push(*r);
+                acks.extend(a);
+            }
+            other => {
+                *next = Some(other);
+                break;
+            }
+        }
+    }
+    (batch, acks)
+}
+
 /// The newest sealed record's seq and MAC on disk (or the checkpoint's).
 fn head_on_disk(files: &Files) -> (u64, Vec<u8>) {
     match files.last_sealed() {
@@ -597,4 +639,53 @@ fn mac_at(files: &Files, seq: u64) -> Option<Vec<u8>> {
         .filter_map(|l| l.parsed.ok())
         .find(|r| r.seq == Some(seq))
         .and_then(|r| r.mac.as_deref().and_then(unhex))
+}
+
+#[cfg(test)]
+mod gather_tests {
+    use std::sync::mpsc::channel;
+
+    use super::*;
+
+    fn rec(key: &str) -> Record {
+        let mut r = event("get", "cli", daemon_peer());
+        r.keys = vec![key.into()];
+        r
+    }
+
+    #[test]
+    fn a_batch_takes_every_queued_record_and_stops_at_another_job() {
+        let (tx, rx) = channel();
+        for k in ["b", "c"] {
+            tx.send(Job::Event(Box::new(rec(k)), None)).unwrap();
+        }
+        tx.send(Job::Locked).unwrap();
+        tx.send(Job::Event(Box::new(rec("d")), None)).unwrap();
+        let mut next = None;
+        let (batch, acks) = gather(&rx, rec("a"), None, 8, &mut next);
+        let keys: Vec<_> = batch.iter().map(|r| r.keys[0].as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        assert!(acks.is_empty());
+        assert!(matches!(next, Some(Job::Locked)));
+    }
+
+    #[test]
+    fn a_batch_waits_for_the_last_batchs_callers_and_no_longer() {
+        let (tx, rx) = channel();
+        let (ack, _answer) = oneshot_pair();
+        tx.send(Job::Event(Box::new(rec("b")), Some(ack))).unwrap();
+        let mut next = None;
+        // Three waited last time; only two come: the batch closes after
+        // the linger with the two, instead of waiting forever.
+        let (first_ack, _a) = oneshot_pair();
+        let (batch, acks) = gather(&rx, rec("a"), Some(first_ack), 3, &mut next);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(acks.len(), 2);
+        assert!(next.is_none());
+        drop(tx);
+    }
+
+    fn oneshot_pair() -> (EventAck, tokio::sync::oneshot::Receiver<Result<(), String>>) {
+        tokio::sync::oneshot::channel()
+    }
 }
