@@ -322,7 +322,15 @@ Examples:
       --field port=5432 --field username=app --field database=main
   secretctl set svc --field user=app --field pass --sensitive pass \\
       --binding SVC_USER=user --binding SVC_PASS=pass < pass.txt
-  secretctl set github/token --expires never --tags \"\"")]
+  secretctl set github/token --expires never --tags \"\"
+  secretctl set github/token --proxy-host api.github.com < token.txt
+  secretctl set stripe --field key --proxy-host api.stripe.com < key.txt
+  secretctl set github/token --proxy-host \"\"      # no longer proxied
+
+--proxy-host (contract §12) names the hosts the credential proxy may send the
+value to: in agent runs and 'run --proxy' the variable holds a placeholder,
+replaced on the wire only in HTTPS requests to these hosts. Without --field
+it marks the secret (its sensitive fields); with --field, the fields given.")]
 pub struct SetArgs {
     /// Key name: letters, digits and . _ / - (e.g. aws/access_key_id).
     pub key: String,
@@ -352,6 +360,10 @@ pub struct SetArgs {
     /// Create the fields of a template (listed below).
     #[arg(long, value_name = "T", value_parser = clap::builder::PossibleValuesParser::new(templates::NAMES))]
     pub template: Option<String>,
+    /// Proxy the value to HOST only (api.github.com or *.example.com;
+    /// repeatable; replaces the hosts; "" clears). See below.
+    #[arg(long = "proxy-host", value_name = "HOST")]
+    pub proxy_hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -420,7 +432,8 @@ Exit code: the command's; 124 timeout, 126 not executable, 127 not found,
 Examples:
   secretctl run -k 'aws/*' -- aws s3 ls
   secretctl run -k dev/db -- psql
-  secretctl run --env dev -k db -- npm test   # needs env_aliases in the applied policy")]
+  secretctl run --env dev -k db -- npm test   # needs env_aliases in the applied policy
+  secretctl run --proxy -k github/token -- gh api /user")]
 pub struct RunArgs {
     /// Key names or globs to inject (* stays within a /-segment, ** crosses).
     #[arg(short = 'k', long = "key", value_name = "PATTERN", num_args = 1.., required = true)]
@@ -440,6 +453,11 @@ pub struct RunArgs {
     /// Give the command a pseudo-terminal (colours, progress bars).
     #[arg(long)]
     pub pty: bool,
+    /// Secrets set with --proxy-host hold a placeholder; the run's credential
+    /// proxy puts the value into HTTPS requests to their hosts (agent runs
+    /// always do this).
+    #[arg(long)]
+    pub proxy: bool,
     /// The command and its arguments, after --.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

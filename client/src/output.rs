@@ -70,6 +70,8 @@ pub fn meta_json(m: &SecretMeta) -> Value {
             let mut o = json!({"name": f.name, "sensitive": f.sensitive});
             if !f.kind.is_empty() { o["kind"] = json!(f.kind); }
             if !f.hint.is_empty() { o["hint"] = json!(f.hint); }
+            if !f.proxy_hosts.is_empty() { o["proxy_hosts"] = json!(f.proxy_hosts); }
+            if !f.proxied_to.is_empty() { o["proxied_to"] = json!(f.proxied_to); }
             o
         }).collect::<Vec<_>>(),
         "tags": m.tags,
@@ -79,6 +81,7 @@ pub fn meta_json(m: &SecretMeta) -> Value {
         "created_at": rfc3339(m.created_at),
         "updated_at": rfc3339(m.updated_at),
         "bindings": m.bindings.iter().map(|b| json!({"env": b.env, "field": b.field})).collect::<Vec<_>>(),
+        "proxy_hosts": m.proxy_hosts,
     })
 }
 
@@ -96,7 +99,10 @@ mod tests {
                 sensitive: true,
                 kind: "password".into(),
                 hint: String::new(),
+                proxy_hosts: vec![],
+                proxied_to: vec!["api.example.com".into()],
             }],
+            proxy_hosts: vec!["api.example.com".into()],
             tags: vec!["prod".into()],
             expires_at: Some(0),
             has_notes: true,
@@ -115,6 +121,9 @@ mod tests {
         assert!(j["fields"][0].get("hint").is_none());
         assert_eq!(j["updated_at"], "1970-01-01T00:01:00Z");
         assert_eq!(j["bindings"][0]["env"], "DB_PASS");
+        assert_eq!(j["proxy_hosts"][0], "api.example.com");
+        assert_eq!(j["fields"][0]["proxied_to"][0], "api.example.com");
+        assert!(j["fields"][0].get("proxy_hosts").is_none());
         assert_eq!(j["expires_at"], Value::Null, "0 means no expiry");
         assert_eq!(time_ms(0), None);
         assert_eq!(time_ms(60_999).as_deref(), Some("1970-01-01T00:01:00Z"));

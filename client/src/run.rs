@@ -111,6 +111,7 @@ pub async fn run(a: RunArgs) -> Result<i32> {
         pty: a.pty,
         size: window_size(),
         no_redact: a.no_redact,
+        proxy: a.proxy,
     };
     let signals = Signals::install()?;
     let (client, _) = connect::connect().await?;

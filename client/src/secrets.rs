@@ -182,6 +182,9 @@ fn print_metadata(mut resp: MetadataResponse, json_out: bool) -> Result<()> {
         if !f.hint.is_empty() {
             about.push(f.hint.clone());
         }
+        if !f.proxied_to.is_empty() {
+            about.push(format!("proxied to {}", f.proxied_to.join(", ")));
+        }
         let about = if about.is_empty() {
             String::new()
         } else {
@@ -205,6 +208,9 @@ fn print_metadata(mut resp: MetadataResponse, json_out: bool) -> Result<()> {
     }
     for b in &meta.bindings {
         writeln!(out, "binding:  {}={}", b.env, b.field)?;
+    }
+    if !meta.proxy_hosts.is_empty() {
+        writeln!(out, "proxy:    {}", meta.proxy_hosts.join(", "))?;
     }
     let time = |t| time_s(Some(t)).unwrap_or_else(|| "-".into());
     writeln!(out, "created:  {}", time(meta.created_at))?;

@@ -8,7 +8,9 @@
 
 use anyhow::Context;
 use secretctl_proto::names;
-use secretctl_proto::v1::{Binding, BindingList, FieldInput, FieldNames, SetRequest, TagList};
+use secretctl_proto::v1::{
+    Binding, BindingList, FieldInput, FieldNames, HostList, SetRequest, TagList,
+};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::cli::SetArgs;
@@ -50,7 +52,21 @@ fn metadata_only(args: &SetArgs) -> bool {
             || args.tags.is_some()
             || args.expires.is_some()
             || !args.bindings.is_empty()
+            || !args.proxy_hosts.is_empty()
             || !args.sensitive.is_empty())
+}
+
+/// `--proxy-host`: none given (`None`: keep), `""` alone (clear), or the
+/// hosts, checked and canonical.
+fn proxy_hosts(args: &SetArgs) -> Result<Option<HostList>> {
+    let hosts = match args.proxy_hosts.as_slice() {
+        [] => return Ok(None),
+        [one] if one.is_empty() => Vec::new(),
+        many => secretctl_proto::proxy_hosts::parse_all(many).map_err(|e| {
+            CliError::usage(e).hint("give --proxy-host \"\" alone to stop proxying")
+        })?,
+    };
+    Ok(Some(HostList { hosts }))
 }
 
 /// Checks the key and the flags and decides the fields. `interactive`:
@@ -71,6 +87,7 @@ pub fn plan(args: &SetArgs, interactive: bool) -> Result<SetPlan<'_>> {
             .into());
         }
     }
+    proxy_hosts(args)?;
     let bare: Vec<&str> = args
         .fields
         .iter()
@@ -205,6 +222,12 @@ impl SetPlan<'_> {
     ) -> Result<SetRequest> {
         let a = self.args;
         let asks = self.asks();
+        // With --field, the hosts are the named fields'; else the secret's.
+        let hosts = proxy_hosts(a)?;
+        let (field_hosts, secret_hosts) = match a.fields.is_empty() {
+            true => (None, hosts),
+            false => (hosts, None),
+        };
         let mut fields = Fields(Vec::with_capacity(self.slots.len()));
         for s in &self.slots {
             let value = match s.given.and_then(|g| g.value.as_ref()) {
@@ -230,6 +253,9 @@ impl SetPlan<'_> {
                 sensitive: s.template.map(|t| t.sensitive),
                 kind: s.template.map(|t| t.name.to_string()).unwrap_or_default(),
                 hint: s.template.map(|t| t.hint.to_string()).unwrap_or_default(),
+                proxy_hosts: field_hosts
+                    .clone()
+                    .filter(|_| a.fields.iter().any(|f| f.name == s.name)),
             });
             if empty {
                 return Err(
@@ -258,6 +284,7 @@ impl SetPlan<'_> {
                     .collect(),
             }),
             default_bindings: self.default_bindings(),
+            proxy_hosts: secret_hosts,
         })
     }
 

@@ -64,6 +64,18 @@ impl Default for UiSettings {
     }
 }
 
+/// The credential proxy (contract §12): `proxy.strict`,
+/// `proxy.extra_roots`. Like `agent:`, in force only from the copy a user
+/// applied: an agent that edits the file could otherwise switch strict off
+/// or trust a root of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// Refuse CONNECTs to hosts no proxied secret names.
+    pub strict: bool,
+    /// PEM files of roots trusted for upstreams, besides the system's.
+    pub extra_roots: Vec<std::path::PathBuf>,
+}
+
 /// Effective daemon settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -79,6 +91,8 @@ pub struct Config {
     pub max_idle_timeout: Duration,
     /// The web UI.
     pub ui: UiSettings,
+    /// The credential proxy.
+    pub proxy: ProxySettings,
 }
 
 impl Default for Config {
@@ -90,6 +104,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(3600),
             max_idle_timeout: Duration::from_secs(30 * 86400),
             ui: UiSettings::default(),
+            proxy: ProxySettings::default(),
         }
     }
 }
@@ -103,6 +118,14 @@ struct RawConfig {
     agent: Option<RawAgent>,
     audit: Option<RawAudit>,
     ui: Option<RawUi>,
+    proxy: Option<RawProxy>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    strict: Option<bool>,
+    extra_roots: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +234,22 @@ impl Config {
                 }
             }
         }
+        if let Some(p) = raw.proxy {
+            cfg.proxy.strict = p.strict.unwrap_or(false);
+            let roots = p.extra_roots.unwrap_or_default();
+            if roots.len() > 32 {
+                return Err("proxy.extra_roots holds at most 32 files".into());
+            }
+            for r in roots {
+                let path = std::path::PathBuf::from(&r);
+                if !path.is_absolute() || r.contains('\0') {
+                    return Err(format!(
+                        "proxy.extra_roots: {r:?} is not an absolute path to a PEM file"
+                    ));
+                }
+                cfg.proxy.extra_roots.push(path);
+            }
+        }
         if let Some(a) = raw.agent {
             let lim = &mut cfg.agent;
             if let Some(n) = a.max_concurrent_runs {
@@ -303,6 +342,22 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("chmod 600")
+        );
+    }
+
+    #[test]
+    fn reads_proxy_settings() {
+        let cfg = Config::parse("proxy:\n  strict: true\n  extra_roots: [/etc/ca.pem]\n").unwrap();
+        assert!(cfg.proxy.strict);
+        assert_eq!(
+            cfg.proxy.extra_roots,
+            [std::path::PathBuf::from("/etc/ca.pem")]
+        );
+        assert!(Config::parse("proxy:\n  extra_roots: [ca.pem]\n").is_err());
+        assert!(Config::parse("proxy:\n  bogus: 1\n").is_err());
+        assert_eq!(
+            Config::parse("proxy: {}\n").unwrap().proxy,
+            ProxySettings::default()
         );
     }
 

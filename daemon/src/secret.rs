@@ -156,6 +156,12 @@ pub fn check_set(current: Option<&SecretRecord>, req: &SetRequest) -> Result<(),
         check_value(&f.name, &f.value)?;
         check_label("kind", &f.kind)?;
         check_label("hint", &f.hint)?;
+        if let Some(h) = &f.proxy_hosts {
+            check_proxy_hosts(&h.hosts)?;
+        }
+    }
+    if let Some(h) = &req.proxy_hosts {
+        check_proxy_hosts(&h.hosts)?;
     }
     // The field names the stored record will have.
     let old = current.map(|r| r.fields.as_slice()).unwrap_or_default();
@@ -224,6 +230,34 @@ pub fn check_set(current: Option<&SecretRecord>, req: &SetRequest) -> Result<(),
     Ok(())
 }
 
+fn check_proxy_hosts(hosts: &[String]) -> Result<(), Invalid> {
+    secretctl_proto::proxy_hosts::parse_all(hosts)
+        .map(|_| ())
+        .map_err(Invalid)
+}
+
+/// The canonical form of hosts [`check_proxy_hosts`] accepted.
+fn canonical_hosts(hosts: &[String]) -> Vec<String> {
+    secretctl_proto::proxy_hosts::parse_all(hosts).unwrap_or_default()
+}
+
+/// The hosts a field's value is proxied to in a run (contract §12): its
+/// own, or the secret's when it is sensitive (a user name injected beside
+/// a token is not a credential). Empty: it is injected as it is.
+pub fn proxied_to<'a>(
+    secret_hosts: &'a [String],
+    own: &'a [String],
+    sensitive: bool,
+) -> &'a [String] {
+    if !own.is_empty() {
+        own
+    } else if sensitive {
+        secret_hosts
+    } else {
+        &[]
+    }
+}
+
 /// Applies a `set` request to the current record (if any): checks it whole
 /// ([`check_set`]), then seals the new values with `seal`. Returns the new
 /// record and whether it was created. A sealing failure is `seal`'s own
@@ -254,6 +288,9 @@ pub fn apply_set<E: From<Invalid>>(
                 if !f.hint.is_empty() {
                     existing.hint = f.hint.clone();
                 }
+                if let Some(h) = &f.proxy_hosts {
+                    existing.proxy_hosts = canonical_hosts(&h.hosts);
+                }
             }
             None => rec.fields.push(FieldRecord {
                 name: f.name.clone(),
@@ -261,8 +298,16 @@ pub fn apply_set<E: From<Invalid>>(
                 kind: f.kind.clone(),
                 hint: f.hint.clone(),
                 value: Some(sealed),
+                proxy_hosts: f
+                    .proxy_hosts
+                    .as_ref()
+                    .map(|h| canonical_hosts(&h.hosts))
+                    .unwrap_or_default(),
             }),
         }
+    }
+    if let Some(h) = &req.proxy_hosts {
+        rec.proxy_hosts = canonical_hosts(&h.hosts);
     }
     if let Some(exact) = &req.sensitive_exact {
         for f in &mut rec.fields {
@@ -333,6 +378,8 @@ pub fn meta(key: &str, rec: &SecretRecord) -> v1::SecretMeta {
                 sensitive: f.sensitive,
                 kind: f.kind.clone(),
                 hint: f.hint.clone(),
+                proxy_hosts: f.proxy_hosts.clone(),
+                proxied_to: proxied_to(&rec.proxy_hosts, &f.proxy_hosts, f.sensitive).to_vec(),
             })
             .collect(),
         tags: rec.tags.clone(),
@@ -350,6 +397,7 @@ pub fn meta(key: &str, rec: &SecretRecord) -> v1::SecretMeta {
             })
             .collect(),
         damaged: String::new(),
+        proxy_hosts: rec.proxy_hosts.clone(),
     }
 }
 
@@ -361,10 +409,12 @@ pub fn summary_meta(key: &str, rec: SecretSummary) -> v1::SecretMeta {
             .fields
             .into_iter()
             .map(|f| v1::FieldMeta {
+                proxied_to: proxied_to(&rec.proxy_hosts, &f.proxy_hosts, f.sensitive).to_vec(),
                 name: f.name,
                 sensitive: f.sensitive,
                 kind: f.kind,
                 hint: f.hint,
+                proxy_hosts: f.proxy_hosts,
             })
             .collect(),
         tags: rec.tags,
@@ -382,6 +432,7 @@ pub fn summary_meta(key: &str, rec: SecretSummary) -> v1::SecretMeta {
             })
             .collect(),
         damaged: String::new(),
+        proxy_hosts: rec.proxy_hosts,
     }
 }
 

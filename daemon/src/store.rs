@@ -119,6 +119,8 @@ pub struct FieldSummary {
     pub kind: String,
     #[prost(string, tag = "4")]
     pub hint: String,
+    #[prost(string, repeated, tag = "6")]
+    pub proxy_hosts: Vec<String>,
 }
 
 /// A [`SecretRecord`] read for listing: same tags, sealed parts skipped.
@@ -142,6 +144,8 @@ pub struct SecretSummary {
     pub bindings: Vec<BindingRecord>,
     #[prost(bytes = "vec", tag = "9")]
     pub mac: Vec<u8>,
+    #[prost(string, repeated, tag = "10")]
+    pub proxy_hosts: Vec<String>,
 }
 
 /// What a record's `mac` covers: all its metadata, in a fixed encoding
@@ -164,6 +168,10 @@ pub struct MacBody {
     pub updated_at: i64,
     #[prost(message, repeated, tag = "8")]
     pub bindings: Vec<BindingRecord>,
+    /// Where the credential proxy may send it: who may receive a value is
+    /// as much a part of the secret as whether it is sensitive.
+    #[prost(string, repeated, tag = "9")]
+    pub proxy_hosts: Vec<String>,
 }
 
 impl SecretSummary {
@@ -178,6 +186,7 @@ impl SecretSummary {
             created_at: self.created_at,
             updated_at: self.updated_at,
             bindings: self.bindings.clone(),
+            proxy_hosts: self.proxy_hosts.clone(),
         })
     }
 }
@@ -194,6 +203,7 @@ impl SecretRecord {
                     sensitive: f.sensitive,
                     kind: f.kind.clone(),
                     hint: f.hint.clone(),
+                    proxy_hosts: f.proxy_hosts.clone(),
                 })
                 .collect(),
             tags: self.tags.clone(),
@@ -203,6 +213,7 @@ impl SecretRecord {
             created_at: self.created_at,
             updated_at: self.updated_at,
             bindings: self.bindings.clone(),
+            proxy_hosts: self.proxy_hosts.clone(),
         })
     }
 }
@@ -238,6 +249,9 @@ pub struct FieldRecord {
     pub hint: String,
     #[prost(message, optional, tag = "5")]
     pub value: Option<SealedRecord>,
+    /// Hosts the credential proxy may send this field to (contract §12).
+    #[prost(string, repeated, tag = "6")]
+    pub proxy_hosts: Vec<String>,
 }
 
 /// An environment binding: inject `field` as `env`.
@@ -271,6 +285,9 @@ pub struct SecretRecord {
     /// HMAC of the metadata with the record key (see [`MacBody`]).
     #[prost(bytes = "vec", tag = "9")]
     pub mac: Vec<u8>,
+    /// Hosts the credential proxy may send its sensitive fields to.
+    #[prost(string, repeated, tag = "10")]
+    pub proxy_hosts: Vec<String>,
 }
 
 /// Storage failures.

@@ -73,6 +73,11 @@ pub struct FieldOut {
     pub kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// Hosts the credential proxy sends the value to: in a run the
+    /// variable holds a placeholder that works only in HTTPS requests to
+    /// these hosts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proxy_hosts: Vec<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -97,6 +102,9 @@ pub struct RunOut {
     pub timed_out: bool,
     pub truncated: bool,
     pub redacted_count: u64,
+    /// Placeholders of proxied secrets that the credential proxy replaced
+    /// by their values in HTTPS requests.
+    pub proxy_substitutions: u64,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -277,6 +285,7 @@ impl SecretctlTools {
             timed_out: r.timed_out,
             truncated: r.truncated,
             redacted_count: r.redacted_count,
+            proxy_substitutions: r.proxy_substitutions,
         }))
     }
 
@@ -385,6 +394,7 @@ impl SecretctlTools {
                     sensitive: f.sensitive,
                     kind: some_str(&f.kind),
                     hint: some_str(&f.hint),
+                    proxy_hosts: f.proxy_hosts,
                 })
                 .collect(),
         }))
@@ -418,7 +428,7 @@ impl SecretctlTools {
     }
 
     #[tool(
-        description = "Run a command allowed by the user's policy with the named secrets in its environment, and get its exit code and output. Every secret value in the output (also base64, hex, URL- or JSON-encoded) is replaced by [REDACTED:NAME]; you never see a value. Secrets are only in the environment: reference them from a shell (sh -c '... \"$API_KEY\" ...') or let the program read them, never as $NAME arguments of a non-shell program.",
+        description = "Run a command allowed by the user's policy with the named secrets in its environment, and get its exit code and output. Every secret value in the output (also base64, hex, URL- or JSON-encoded) is replaced by [REDACTED:NAME]; you never see a value. Secrets are only in the environment: reference them from a shell (sh -c '... \"$API_KEY\" ...') or let the program read them, never as $NAME arguments of a non-shell program. A secret whose fields list proxy_hosts (secret_list_fields) holds a placeholder instead of its value: use it as the value in HTTPS requests to those hosts (Authorization header or query string, e.g. curl -H \"Authorization: Bearer $GITHUB_TOKEN\"); the run's HTTPS proxy puts the value in on the wire.",
         annotations(read_only_hint = false, open_world_hint = true)
     )]
     async fn secret_run(&self, Parameters(a): Parameters<RunArgs>) -> Result<Json<RunOut>, String> {

@@ -27,6 +27,9 @@ pub const ACTIONS: &[&str] = &[
     "run_start",
     "run",
     "policy_refused",
+    // the credential proxy (contract §12)
+    "proxy_substitution",
+    "proxy_ca_rotate",
     "policy_error",
     // MCP only
     "exists",

@@ -18,6 +18,7 @@ pub mod duration;
 pub mod generate;
 pub mod names;
 pub mod paths;
+pub mod proxy_hosts;
 mod redacted;
 pub mod rules;
 pub mod split;

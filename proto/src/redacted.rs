@@ -58,6 +58,7 @@ impl fmt::Debug for FieldInput {
             .field("sensitive", &self.sensitive)
             .field("kind", &self.kind)
             .field("hint", &self.hint)
+            .field("proxy_hosts", &self.proxy_hosts)
             .finish()
     }
 }
@@ -73,6 +74,7 @@ impl fmt::Debug for SetRequest {
             .field("tags", &self.tags)
             .field("expires_at", &self.expires_at)
             .field("bindings", &self.bindings)
+            .field("proxy_hosts", &self.proxy_hosts)
             .finish()
     }
 }
@@ -167,6 +169,7 @@ impl fmt::Debug for RunStart {
             .field("pty", &self.pty)
             .field("size", &self.size)
             .field("no_redact", &self.no_redact)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }

@@ -68,6 +68,7 @@ impl FieldInput {
             sensitive: None,
             kind: String::new(),
             hint: String::new(),
+            proxy_hosts: None,
         }
     }
 }

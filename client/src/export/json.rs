@@ -37,6 +37,8 @@ struct Field<'a> {
     kind: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     hint: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    proxy_hosts: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -59,6 +61,8 @@ struct Secret<'a> {
     expires_at: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     bindings: Vec<Binding<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    proxy_hosts: &'a [String],
 }
 
 /// Most bytes the JSON of `s` can take: every byte of text escaped as
@@ -75,13 +79,18 @@ fn bound(s: &ExportedSecret) -> usize {
         .map(|m| {
             m.fields
                 .iter()
-                .map(|f| text(&f.kind) + text(&f.hint))
+                .map(|f| {
+                    text(&f.kind)
+                        + text(&f.hint)
+                        + f.proxy_hosts.iter().map(|h| text(h)).sum::<usize>()
+                })
                 .sum::<usize>()
                 + m.tags.iter().map(|t| text(t)).sum::<usize>()
                 + m.bindings
                     .iter()
                     .map(|b| text(&b.env) + text(&b.field) + 32)
                     .sum::<usize>()
+                + m.proxy_hosts.iter().map(|h| text(h)).sum::<usize>()
                 + text(&m.key)
         })
         .unwrap_or(0);
@@ -121,6 +130,7 @@ pub fn render(secrets: &[ExportedSecret], out: &mut Vec<u8>) -> Result<(), Strin
                     sensitive: about.is_none_or(|m| m.sensitive),
                     kind: about.map_or("", |m| &m.kind),
                     hint: about.map_or("", |m| &m.hint),
+                    proxy_hosts: about.map_or(&[], |m| &m.proxy_hosts),
                 }
             })
             .collect();
@@ -142,6 +152,7 @@ pub fn render(secrets: &[ExportedSecret], out: &mut Vec<u8>) -> Result<(), Strin
                     field: &b.field,
                 })
                 .collect(),
+            proxy_hosts: &meta.proxy_hosts,
         };
         if i > 0 {
             out.extend_from_slice(b",\n");

@@ -8,7 +8,7 @@
 //! own scratch buffers are not reachable.
 
 use base64::Engine;
-use secretctl_proto::v1::{Binding, BindingList, FieldInput, SetRequest, TagList};
+use secretctl_proto::v1::{Binding, BindingList, FieldInput, HostList, SetRequest, TagList};
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use zeroize::Zeroize;
@@ -29,6 +29,8 @@ struct JsonField {
     kind: String,
     #[serde(default)]
     hint: String,
+    #[serde(default)]
+    proxy_hosts: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -69,6 +71,8 @@ struct JsonSecret {
     expires_at: Option<Expiry>,
     #[serde(default)]
     bindings: Vec<JsonBinding>,
+    #[serde(default)]
+    proxy_hosts: Vec<String>,
     // Informational in other tools' copies of the shape; not imported.
     #[serde(default)]
     #[allow(dead_code)]
@@ -157,6 +161,11 @@ pub fn plan_ours(text: &[u8], prefix: &str, extra_tags: &[String]) -> Result<Pla
             input.sensitive = Some(f.sensitive);
             input.kind = std::mem::take(&mut f.kind);
             input.hint = std::mem::take(&mut f.hint);
+            if !f.proxy_hosts.is_empty() {
+                input.proxy_hosts = Some(HostList {
+                    hosts: std::mem::take(&mut f.proxy_hosts),
+                });
+            }
             fields.push(input);
         }
         let mut tags = extra_tags.to_vec();
@@ -197,6 +206,9 @@ pub fn plan_ours(text: &[u8], prefix: &str, extra_tags: &[String]) -> Result<Pla
                 tags: (!tags.is_empty()).then_some(TagList { tags }),
                 expires_at,
                 bindings: (!bindings.is_empty()).then_some(BindingList { bindings }),
+                proxy_hosts: (!s.proxy_hosts.is_empty()).then(|| HostList {
+                    hosts: std::mem::take(&mut s.proxy_hosts),
+                }),
                 ..Default::default()
             })
         };
@@ -305,12 +317,14 @@ mod tests {
                         sensitive: false,
                         kind: String::new(),
                         hint: "login name".into(),
+                        ..Default::default()
                     },
                     FieldMeta {
                         name: "password".into(),
                         sensitive: true,
                         kind: "password".into(),
                         hint: String::new(),
+                        ..Default::default()
                     },
                     FieldMeta {
                         name: "blob".into(),

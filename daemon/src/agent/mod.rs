@@ -163,6 +163,12 @@ impl AgentService {
                     sensitive: f.sensitive,
                     kind: f.kind.clone(),
                     hint: f.hint.clone(),
+                    proxy_hosts: crate::secret::proxied_to(
+                        &rec.proxy_hosts,
+                        &f.proxy_hosts,
+                        f.sensitive,
+                    )
+                    .to_vec(),
                 })
                 .collect(),
         }))

@@ -50,6 +50,7 @@ impl From<AgentRunRequest> for RunSpec {
             no_redact: false,
             pty: None,
             entry: "secret_run",
+            proxy: true,
         }
     }
 }
@@ -99,6 +100,7 @@ pub(super) async fn run(
         timed_out: exit.timed_out,
         truncated: out.truncated || err.truncated,
         redacted_count: exit.redacted_count,
+        proxy_substitutions: exit.proxy_substitutions,
     })
 }
 

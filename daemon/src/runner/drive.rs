@@ -368,6 +368,7 @@ impl RunLoop {
             },
             redacted_count: self.out.stream.count() + self.err.stream.count(),
             duration_ms,
+            proxy_substitutions: 0,
         }
     }
 }

@@ -70,6 +70,8 @@ pub struct RunSpec {
     pub bindings_only: bool,
     /// Which entry asked: `run`, `secret_run`, `secret_run_with_bindings`.
     pub entry: &'static str,
+    /// `run --proxy`: proxied secrets hold placeholders (agent runs always).
+    pub proxy: bool,
 }
 
 impl From<RunStart> for RunSpec {
@@ -88,6 +90,7 @@ impl From<RunStart> for RunSpec {
             no_redact: s.no_redact,
             bindings_only: false,
             entry: "run",
+            proxy: s.proxy,
         }
     }
 }
@@ -701,8 +704,10 @@ mod tests {
             pty: true,
             size: None,
             no_redact: true,
+            proxy: true,
         };
         let s = RunSpec::from(start.clone());
+        assert!(s.proxy);
         assert_eq!(s.patterns, ["db/*"]);
         assert_eq!((s.alias.as_str(), s.prefix.as_str()), ("dev", "APP_"));
         assert_eq!((s.argv, s.cwd), (start.argv.clone(), "/tmp".to_string()));

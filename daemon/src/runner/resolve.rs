@@ -33,6 +33,11 @@ pub struct Injection {
     /// Whether the field is sensitive: only sensitive values are redacted
     /// (a host or user name injected beside a password is not hidden).
     pub sensitive: bool,
+    /// The field injected.
+    pub field: String,
+    /// Where the credential proxy may send it (contract §12); empty: not
+    /// proxied.
+    pub proxy_hosts: Vec<String>,
 }
 
 /// Why a run was refused before starting.
@@ -161,16 +166,19 @@ pub fn resolve(
                     )));
                 }
                 let value = vault.field_value(dk, &key, &rec, &field)?;
-                let sensitive = rec
-                    .fields
-                    .iter()
-                    .find(|f| f.name == field)
-                    .is_none_or(|f| f.sensitive);
+                let found = rec.fields.iter().find(|f| f.name == field);
+                let sensitive = found.is_none_or(|f| f.sensitive);
+                let proxy_hosts = found
+                    .map(|f| secret::proxied_to(&rec.proxy_hosts, &f.proxy_hosts, f.sensitive))
+                    .unwrap_or_default()
+                    .to_vec();
                 out.push(Injection {
                     env,
                     key: key.clone(),
                     value,
                     sensitive,
+                    field,
+                    proxy_hosts,
                 });
             }
         }

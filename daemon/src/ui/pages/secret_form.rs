@@ -275,6 +275,7 @@ fn build(
             sensitive: Some(get(&format!("s.{name}")).is_some()),
             kind: t.map(|t| t.name.to_string()).unwrap_or_default(),
             hint: t.map(|t| t.hint.to_string()).unwrap_or_default(),
+            proxy_hosts: None,
         });
     };
     for (name, value) in pairs {
@@ -327,6 +328,7 @@ fn build(
         expires_at,
         bindings: None,
         default_bindings: default_bindings.filter(|b| !b.bindings.is_empty()),
+        proxy_hosts: None,
     })
 }
 
