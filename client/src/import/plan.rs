@@ -32,6 +32,7 @@ pub struct Planned {
 }
 
 /// What becomes of a planned entry.
+#[allow(clippy::large_enum_variant)] // nearly every entry is a Send: a Box would only add an allocation
 pub enum What {
     Send(SetRequest),
     /// Not sent, counted as skipped: why.
