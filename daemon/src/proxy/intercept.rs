@@ -24,7 +24,8 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 
-use super::server::{Body, HEADER_TIMEOUT, Shared, describe, strip_hop_by_hop, text};
+use super::server::{HEADER_TIMEOUT, Shared};
+use super::wire::{Body, describe, strip_hop_by_hop, text};
 use super::{Event, Substitution, substitute};
 
 /// The TLS handshake with the child.
@@ -114,6 +115,12 @@ impl Tunnel {
                     "secretctl proxy: this connection is for {}; open a new one for another host\n",
                     self.authority
                 ),
+            );
+        }
+        if req.method() == http::Method::CONNECT {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "secretctl proxy: CONNECT inside an intercepted connection is not supported\n",
             );
         }
         let (mut parts, body) = req.into_parts();

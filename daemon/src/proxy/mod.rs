@@ -8,10 +8,13 @@
 //! - [`roots`]: the roots upstreams are verified against, and the CA bundle
 //!   file handed to the child.
 //! - [`substitute`]: replacing placeholders in header values and the query.
-//! - [`server`]: [`RunProxy`]: listener, proxy credential, CONNECT handling,
-//!   tunnels, stop.
+//! - [`server`]: [`RunProxy`]: listener, proxy credential, connection
+//!   tracking, stop.
+//! - [`route`]: each request to the proxy itself: authenticate, then
+//!   intercept, tunnel, forward or refuse.
 //! - [`intercept`]: the TLS-terminated side of an intercepted CONNECT: each
 //!   request is checked, substituted, audited and forwarded.
+//! - [`wire`]: hop-by-hop headers, plain-text answers, upstream errors.
 //!
 //! Invariants:
 //! - A value is only ever written to a TLS connection to a host one of its
@@ -26,10 +29,12 @@ pub mod ca;
 pub mod hosts;
 mod intercept;
 mod roots;
+mod route;
 mod server;
 mod substitute;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use std::path::PathBuf;
 

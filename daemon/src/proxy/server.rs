@@ -21,23 +21,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use base64::Engine;
-use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use subtle::ConstantTimeEq;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use zeroize::Zeroizing;
 
-use super::{Auditor, LocalCa, ProxyError, Settings, Substitution, intercept, roots};
+use super::{Auditor, LocalCa, ProxyError, Settings, Substitution, roots};
 
 /// Client connections open at once, per proxy; more are closed on accept.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -48,8 +42,6 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`RunProxy::stop`] waits for every task to have ended.
 pub const STOP_WITHIN: Duration = Duration::from_secs(2);
 
-/// What every response of the proxy carries as a body.
-pub(super) type Body = Either<Incoming, Full<Bytes>>;
 /// The one pooled upstream client of a proxy (HTTPS, and HTTP for plain
 /// forwarding to unnamed hosts), ALPN h2 and http/1.1.
 pub(super) type Upstream = Client<HttpsConnector<HttpConnector>, Incoming>;
@@ -94,7 +86,7 @@ pub(super) struct Shared {
     pub auditor: Arc<dyn Auditor>,
     pub strict: bool,
     /// `secretctl:<credential>`, as a Basic credential decodes to.
-    auth: Zeroizing<Vec<u8>>,
+    pub auth: Zeroizing<Vec<u8>>,
     pub client: Upstream,
     pub count: Arc<AtomicU64>,
     pub exec: Exec,
@@ -299,7 +291,7 @@ async fn serve_client(tcp: TcpStream, shared: Arc<Shared>, permit: Arc<OwnedSema
     let svc = service_fn(move |req| {
         let shared = shared.clone();
         let permit = permit.clone();
-        async move { Ok::<_, Infallible>(handle(req, shared, permit).await) }
+        async move { Ok::<_, Infallible>(super::route::handle(req, shared, permit).await) }
     });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -310,223 +302,4 @@ async fn serve_client(tcp: TcpStream, shared: Arc<Shared>, permit: Arc<OwnedSema
     if let Err(e) = served {
         tracing::debug!(error = %e, "run proxy: client connection ended");
     }
-}
-
-async fn handle(
-    mut req: Request<Incoming>,
-    shared: Arc<Shared>,
-    permit: Arc<OwnedSemaphorePermit>,
-) -> Response<Body> {
-    if !authorized(req.headers(), &shared.auth) {
-        let mut resp = text(
-            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            "secretctl proxy: proxy credentials missing or wrong; use the HTTPS_PROXY this run was given\n",
-        );
-        resp.headers_mut().insert(
-            header::PROXY_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"secretctl\""),
-        );
-        return resp;
-    }
-    if req.method() == Method::CONNECT {
-        let Some(authority) = req.uri().authority().cloned() else {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "secretctl proxy: CONNECT needs host:port\n",
-            );
-        };
-        let host = authority.host().to_string();
-        let port = authority.port_u16().unwrap_or(443);
-        if shared.named(&host) {
-            let leaf = match shared.ca.leaf(&host) {
-                Ok(leaf) => leaf,
-                Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("secretctl proxy: {e}\n")),
-            };
-            let upgrade = hyper::upgrade::on(&mut req);
-            let exec = shared.exec.clone();
-            exec.spawn(async move {
-                match upgrade.await {
-                    Ok(up) => intercept::serve(up, authority, leaf, shared, permit).await,
-                    Err(e) => tracing::debug!(error = %e, "run proxy: CONNECT upgrade failed"),
-                }
-            });
-            return empty(StatusCode::OK);
-        }
-        if shared.strict {
-            return text(
-                StatusCode::FORBIDDEN,
-                &format!(
-                    "secretctl proxy: {host} is not named by any proxied secret and proxy.strict is on\n"
-                ),
-            );
-        }
-        let upstream =
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port)))
-                .await
-            {
-                Ok(Ok(tcp)) => tcp,
-                Ok(Err(e)) => {
-                    return text(
-                        StatusCode::BAD_GATEWAY,
-                        &format!("secretctl proxy: could not connect to {host}:{port}: {e}\n"),
-                    );
-                }
-                Err(_) => {
-                    return text(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        &format!("secretctl proxy: connecting to {host}:{port} timed out\n"),
-                    );
-                }
-            };
-        let upgrade = hyper::upgrade::on(&mut req);
-        shared.exec.spawn(async move {
-            let _permit = permit;
-            let mut upstream = upstream;
-            if let Ok(up) = upgrade.await {
-                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(up), &mut upstream).await;
-            }
-        });
-        return empty(StatusCode::OK);
-    }
-    forward_plain(req, &shared).await
-}
-
-/// Plain HTTP (absolute-form): refused to a named host or when strict,
-/// otherwise forwarded untouched (less hop-by-hop headers).
-async fn forward_plain(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
-    let Some(host) = req.uri().host().map(str::to_string) else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "secretctl proxy: this is a forward proxy; send absolute-form requests or CONNECT\n",
-        );
-    };
-    if shared.named(&host) {
-        return text(
-            StatusCode::FORBIDDEN,
-            &format!(
-                "secretctl proxy: plain HTTP to {host} is refused: use https:// (a proxied secret's placeholder is never sent in clear text)\n"
-            ),
-        );
-    }
-    if shared.strict {
-        return text(
-            StatusCode::FORBIDDEN,
-            &format!(
-                "secretctl proxy: {host} is not named by any proxied secret and proxy.strict is on\n"
-            ),
-        );
-    }
-    let (mut parts, body) = req.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    match shared
-        .client
-        .request(Request::from_parts(parts, body))
-        .await
-    {
-        Ok(resp) => {
-            let (mut parts, body) = resp.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, Either::Left(body))
-        }
-        Err(e) => text(
-            StatusCode::BAD_GATEWAY,
-            &format!("secretctl proxy: {host}: {}\n", describe(&e)),
-        ),
-    }
-}
-
-/// Whether the Basic `Proxy-Authorization` decodes to `expected`.
-fn authorized(headers: &HeaderMap, expected: &[u8]) -> bool {
-    let Some(value) = headers.get(header::PROXY_AUTHORIZATION) else {
-        return false;
-    };
-    let Some((scheme, token)) = value.to_str().ok().and_then(|v| v.trim().split_once(' ')) else {
-        return false;
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return false;
-    }
-    match base64::engine::general_purpose::STANDARD.decode(token.trim()) {
-        Ok(decoded) => bool::from(Zeroizing::new(decoded).as_slice().ct_eq(expected)),
-        Err(_) => false,
-    }
-}
-
-/// Removes hop-by-hop headers (RFC 9110 §7.6.1, and those `Connection`
-/// names) and the proxy credential; `TE: trailers` is end-to-end in HTTP/2
-/// (gRPC needs it) and kept.
-pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    let te_trailers = headers
-        .get(header::TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
-    }
-    if te_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
-}
-
-/// An upstream failure in words, without anything of the request.
-pub(super) fn describe(e: &hyper_util::client::legacy::Error) -> String {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    let mut chain = Vec::new();
-    while let Some(s) = source {
-        if let Some(tls) = find_tls(s) {
-            return format!("TLS with the upstream failed ({tls})");
-        }
-        chain.push(s.to_string());
-        source = s.source();
-    }
-    if chain.is_empty() {
-        e.to_string()
-    } else {
-        chain.join(": ")
-    }
-}
-
-/// The rustls error behind `e`: tokio-rustls hands a handshake failure over
-/// as an io::Error wrapping it, and hyper-rustls may wrap that once more.
-fn find_tls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-        return Some(tls);
-    }
-    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
-    find_tls(inner)
-}
-
-pub(super) fn text(status: StatusCode, body: &str) -> Response<Body> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body.to_string()))));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
-
-fn empty(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
-    *resp.status_mut() = status;
-    resp
 }
