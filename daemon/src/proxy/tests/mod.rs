@@ -86,6 +86,39 @@ async fn plain_http_to_a_named_host_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_to_other_hosts_is_forwarded_or_refused_when_strict() {
+    let test_ca = TestCa::new("upstream CA");
+    let up = Upstream::start_plain().await;
+    for strict in [false, true] {
+        let f = fixture(&test_ca, strict, false).await;
+        let url = format!("http://127.0.0.1:{}/plain?token={}", up.port, f.ph);
+        let r = curl(
+            &f.proxy.env(),
+            &[
+                "-H",
+                "Connection: keep-alive, x-hop",
+                "-H",
+                "x-hop: 1",
+                &url,
+            ],
+        )
+        .await;
+        if strict {
+            assert_eq!(r.code, "403", "{r:?}");
+            assert!(r.body.contains("proxy.strict"), "{r:?}");
+            assert_eq!(up.seen().len(), 1);
+        } else {
+            assert_eq!(r.code, "200", "{r:?}");
+            let seen = up.seen();
+            assert_eq!(seen[0].target, format!("/plain?token={}", f.ph));
+            assert!(seen[0].header("proxy-authorization").is_none());
+            assert!(seen[0].header("x-hop").is_none(), "{:?}", seen[0].headers);
+        }
+        assert_eq!(f.proxy.substitutions(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_wrong_proxy_credentials_get_407() {
     let test_ca = TestCa::new("upstream CA");
     let up = Upstream::start(&test_ca, &[b"http/1.1"]).await;
