@@ -24,7 +24,7 @@ use super::server::{CONNECT_TIMEOUT, Shared};
 use super::wire::{Body, describe, empty, strip_hop_by_hop, text};
 
 pub(super) async fn handle(
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     shared: Arc<Shared>,
     permit: Arc<OwnedSemaphorePermit>,
 ) -> Response<Body> {
@@ -40,68 +40,78 @@ pub(super) async fn handle(
         return resp;
     }
     if req.method() == Method::CONNECT {
-        let Some(authority) = req.uri().authority().cloned() else {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "secretctl proxy: CONNECT needs host:port\n",
-            );
-        };
-        let host = authority.host().to_string();
-        let port = authority.port_u16().unwrap_or(443);
-        if shared.named(&host) {
-            let leaf = match shared.ca.leaf(&host) {
-                Ok(leaf) => leaf,
-                Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("secretctl proxy: {e}\n")),
-            };
-            let upgrade = hyper::upgrade::on(&mut req);
-            let exec = shared.exec.clone();
-            exec.spawn(async move {
-                match upgrade.await {
-                    Ok(up) => intercept::serve(up, authority, leaf, shared, permit).await,
-                    Err(e) => tracing::debug!(error = %e, "run proxy: CONNECT upgrade failed"),
-                }
-            });
-            return empty(StatusCode::OK);
-        }
-        if shared.strict {
-            return text(
-                StatusCode::FORBIDDEN,
-                &format!(
-                    "secretctl proxy: {host} is not named by any proxied secret and proxy.strict is on\n"
-                ),
-            );
-        }
-        let upstream = match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port)),
-        )
-        .await
-        {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => {
-                return text(
-                    StatusCode::BAD_GATEWAY,
-                    &format!("secretctl proxy: could not connect to {host}:{port}: {e}\n"),
-                );
-            }
-            Err(_) => {
-                return text(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    &format!("secretctl proxy: connecting to {host}:{port} timed out\n"),
-                );
-            }
+        return connect(req, shared, permit).await;
+    }
+    forward_plain(req, &shared).await
+}
+
+/// `CONNECT host:port`: intercepted when a substitution names `host`,
+/// refused when strict, tunnelled byte for byte otherwise.
+async fn connect(
+    mut req: Request<Incoming>,
+    shared: Arc<Shared>,
+    permit: Arc<OwnedSemaphorePermit>,
+) -> Response<Body> {
+    let Some(authority) = req.uri().authority().cloned() else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "secretctl proxy: CONNECT needs host:port\n",
+        );
+    };
+    let host = authority.host().to_string();
+    let port = authority.port_u16().unwrap_or(443);
+    if shared.named(&host) {
+        let leaf = match shared.ca.leaf(&host) {
+            Ok(leaf) => leaf,
+            Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("secretctl proxy: {e}\n")),
         };
         let upgrade = hyper::upgrade::on(&mut req);
-        shared.exec.spawn(async move {
-            let _permit = permit;
-            let mut upstream = upstream;
-            if let Ok(up) = upgrade.await {
-                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(up), &mut upstream).await;
+        let exec = shared.exec.clone();
+        exec.spawn(async move {
+            match upgrade.await {
+                Ok(up) => intercept::serve(up, authority, leaf, shared, permit).await,
+                Err(e) => tracing::debug!(error = %e, "run proxy: CONNECT upgrade failed"),
             }
         });
         return empty(StatusCode::OK);
     }
-    forward_plain(req, &shared).await
+    if shared.strict {
+        return text(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "secretctl proxy: {host} is not named by any proxied secret and proxy.strict is on\n"
+            ),
+        );
+    }
+    let upstream = match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port)),
+    )
+    .await
+    {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => {
+            return text(
+                StatusCode::BAD_GATEWAY,
+                &format!("secretctl proxy: could not connect to {host}:{port}: {e}\n"),
+            );
+        }
+        Err(_) => {
+            return text(
+                StatusCode::GATEWAY_TIMEOUT,
+                &format!("secretctl proxy: connecting to {host}:{port} timed out\n"),
+            );
+        }
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    shared.exec.spawn(async move {
+        let _permit = permit;
+        let mut upstream = upstream;
+        if let Ok(up) = upgrade.await {
+            let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(up), &mut upstream).await;
+        }
+    });
+    empty(StatusCode::OK)
 }
 
 /// Plain HTTP (absolute-form): refused to a named host or when strict,

@@ -49,6 +49,61 @@ async fn substitutes_header_and_query_for_the_named_host_and_audits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_substitutions_naming_the_host_are_applied_each_audited() {
+    let test_ca = TestCa::new("upstream CA");
+    let up = Upstream::start(&test_ca, &[b"h2", b"http/1.1"]).await;
+    let sub = |key: &str, value: &[u8], hosts: &[&str]| Substitution {
+        key: key.into(),
+        placeholder: placeholder(),
+        value: Zeroizing::new(value.to_vec()),
+        hosts: hosts
+            .iter()
+            .map(|h| HostPattern::parse(h).unwrap())
+            .collect(),
+    };
+    let stripe = sub(
+        "stripe#secret",
+        b"sk_live_x",
+        &["api.stripe.com", "LOCALHOST"],
+    );
+    let other = sub(
+        "other/key",
+        b"never-here",
+        &["api.example.com", "*.example.org"],
+    );
+    let (ph_stripe, ph_other) = (stripe.placeholder.clone(), other.placeholder.clone());
+    let f = fixture_with(&test_ca, false, false, vec![stripe, other]).await;
+    let url = format!(
+        "https://localhost:{}/multi?s={ph_stripe}&o={ph_other}",
+        up.port
+    );
+    let headers = [
+        format!("Authorization: Bearer {}", f.ph),
+        format!("X-Stripe: {ph_stripe}"),
+        format!("X-Other: {ph_other}"),
+    ];
+    let mut args: Vec<&str> = headers.iter().flat_map(|h| ["-H", h.as_str()]).collect();
+    args.push(&url);
+    let r = curl(&f.proxy.env(), &args).await;
+    assert_eq!(r.code, "200", "{r:?}");
+    let seen = &up.seen()[0];
+    assert_eq!(seen.header("authorization"), Some("Bearer s3cr3t-VALUE/+"));
+    assert_eq!(seen.header("x-stripe"), Some("sk_live_x"));
+    assert_eq!(seen.header("x-other"), Some(ph_other.as_str()));
+    assert_eq!(seen.target, format!("/multi?s=sk_live_x&o={ph_other}"));
+    let mut events = f.auditor.events.lock().unwrap().clone();
+    events.sort();
+    assert_eq!(
+        events,
+        vec![
+            ["github/token", "localhost", "GET", "/multi"].map(String::from),
+            ["stripe#secret", "localhost", "GET", "/multi"].map(String::from),
+        ]
+    );
+    assert_eq!(f.proxy.stop().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_hosts_get_the_placeholder_tunnelled_or_refused_when_strict() {
     let test_ca = TestCa::new("upstream CA");
     let other = Upstream::start(&test_ca, &[b"h2", b"http/1.1"]).await;

@@ -226,6 +226,16 @@ pub(super) struct Fixture {
 /// test CA as an extra root, and a local CA that went through PEM (as one
 /// loaded from the vault does).
 pub(super) async fn fixture(test_ca: &TestCa, strict: bool, fail_audit: bool) -> Fixture {
+    fixture_with(test_ca, strict, fail_audit, Vec::new()).await
+}
+
+/// [`fixture`] with `extra` substitutions after the first.
+pub(super) async fn fixture_with(
+    test_ca: &TestCa,
+    strict: bool,
+    fail_audit: bool,
+    extra: Vec<Substitution>,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let generated = LocalCa::generate("test").unwrap();
@@ -239,12 +249,13 @@ pub(super) async fn fixture(test_ca: &TestCa, strict: bool, fail_audit: bool) ->
         fail: fail_audit,
         ..Recorder::default()
     });
-    let subs = vec![Substitution {
+    let mut subs = vec![Substitution {
         key: "github/token".into(),
         placeholder: ph.clone(),
         value: Zeroizing::new(VALUE.to_vec()),
         hosts: vec![HostPattern::parse("localhost").unwrap()],
     }];
+    subs.extend(extra);
     let proxy = RunProxy::start(ca.clone(), &settings, subs, auditor.clone(), dir.path())
         .await
         .unwrap();
