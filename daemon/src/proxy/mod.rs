@@ -150,6 +150,10 @@ pub enum ProxyError {
     Tls(String),
     #[error("the proxy could not listen on 127.0.0.1: {0}")]
     Bind(std::io::Error),
+    #[error(
+        "the CA bundle directory {path} {problem}; the daemon creates it 0700 under its runtime directory"
+    )]
+    BundleDir { path: PathBuf, problem: String },
     #[error("the CA bundle file {path} could not be written: {source}; check the directory")]
     Bundle {
         path: PathBuf,

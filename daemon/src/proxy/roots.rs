@@ -4,10 +4,11 @@
 //!
 //! Invariants: a bad `extra_roots` file is an error naming it, never
 //! skipped; the bundle is created fresh (`O_EXCL`, `O_NOFOLLOW`, 0600) under
-//! a random name, so nothing pre-placed can be reused or followed.
+//! a random name, in a directory that is ours and 0700, so nothing
+//! pre-placed can be reused or followed.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rustls::RootCertStore;
@@ -71,6 +72,7 @@ pub(crate) fn write_bundle(
     roots: &[CertificateDer<'static>],
     ca: &CertificateDer<'static>,
 ) -> Result<PathBuf, ProxyError> {
+    check_dir(dir)?;
     let path = dir.join(format!("proxy-ca-{}.pem", super::random_alnum(16)));
     let err = |source| ProxyError::Bundle {
         path: path.clone(),
@@ -89,4 +91,27 @@ pub(crate) fn write_bundle(
         return Err(err(e));
     }
     Ok(path)
+}
+
+/// The bundle's directory must be ours and private: a directory (not a
+/// symlink), owned by our uid, without group/other permission bits.
+fn check_dir(dir: &Path) -> Result<(), ProxyError> {
+    let bad = |problem: String| ProxyError::BundleDir {
+        path: dir.to_path_buf(),
+        problem,
+    };
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(bad("is not a directory (or is a symlink)".into()));
+    }
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(bad("is owned by another user".into()));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(bad(format!(
+            "has mode {:o}; it must be 0700",
+            meta.mode() & 0o777
+        )));
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -427,6 +427,25 @@ async fn a_bad_extra_root_file_is_a_start_error_naming_it() {
     .err()
     .expect("refused");
     assert!(err.to_string().contains("corp-root.pem"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_bundle_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ca = Arc::new(LocalCa::generate("t").unwrap());
+    let err = RunProxy::start(
+        ca,
+        &Settings::default(),
+        Vec::new(),
+        Arc::new(Recorder::default()),
+        dir.path(),
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("0700"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]
