@@ -16,6 +16,7 @@ pub mod hardening;
 pub mod keyring;
 pub mod policy;
 pub mod private_file;
+pub mod proxy;
 pub mod redact;
 pub mod restore;
 pub mod runner;

@@ -1,0 +1,362 @@
+//! The test rig for the end-to-end tests of the proxy over real sockets: a recording HTTPS
+//! upstream (its own rcgen CA, trusted through `Settings::extra_roots`),
+//! `curl` as the child (configured only by [`RunProxy::env`]), and a hyper
+//! client through the proxy for HTTP/2.
+
+use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{Request, Response, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+use zeroize::Zeroizing;
+
+use crate::proxy::*;
+
+pub(super) const VALUE: &[u8] = b"s3cr3t-VALUE/+";
+
+/// A CA of the test's own and a leaf for `localhost` and `127.0.0.1`.
+pub(super) struct TestCa {
+    pub(super) pem: String,
+    pub(super) leaf: rustls_pki_types::CertificateDer<'static>,
+    pub(super) leaf_key: Vec<u8>,
+}
+
+impl TestCa {
+    pub(super) fn new(name: &str) -> TestCa {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = params.self_signed(&key).unwrap();
+        let issuer = Issuer::new(params, key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        TestCa {
+            pem: ca.pem(),
+            leaf: leaf.der().clone(),
+            leaf_key: leaf_key.serialize_der(),
+        }
+    }
+
+    pub(super) fn write(&self, dir: &std::path::Path) -> PathBuf {
+        let path = dir.join(format!("test-ca-{}.pem", random_alnum(6)));
+        std::fs::write(&path, &self.pem).unwrap();
+        path
+    }
+}
+
+/// What the upstream received, one per request.
+#[derive(Clone, Debug)]
+pub(super) struct Seen {
+    pub(super) version: Version,
+    pub(super) method: String,
+    pub(super) target: String,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: String,
+}
+
+impl Seen {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A recording HTTPS server; stops when dropped.
+pub(super) struct Upstream {
+    pub(super) port: u16,
+    pub(super) seen: Arc<Mutex<Vec<Seen>>>,
+    pub(super) task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Upstream {
+    pub(super) async fn start(ca: &TestCa, alpn: &[&[u8]]) -> Upstream {
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ca.leaf_key.clone()));
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![ca.leaf.clone()], key)
+        .unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let rec = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let rec = rec.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let svc = service_fn(move |req| record(req, rec.clone()));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        Upstream { port, seen, task }
+    }
+
+    /// The same recording server in plain HTTP/1.1 (no TLS).
+    pub(super) async fn start_plain() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let rec = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let rec = rec.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| record(req, rec.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        Upstream { port, seen, task }
+    }
+
+    pub(super) fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+pub(super) async fn record(
+    req: Request<Incoming>,
+    rec: Arc<Mutex<Vec<Seen>>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let seen = Seen {
+        version: parts.version,
+        method: parts.method.to_string(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect(),
+        body: String::from_utf8_lossy(&body).into(),
+    };
+    let answer = format!("{:?} {} {}\n", seen.version, seen.method, seen.target);
+    rec.lock().unwrap().push(seen);
+    Ok(Response::new(Full::new(Bytes::from(answer))))
+}
+
+/// Records audit events; refuses them all when `fail`.
+#[derive(Default)]
+pub(super) struct Recorder {
+    pub(super) fail: bool,
+    pub(super) events: Mutex<Vec<[String; 4]>>,
+}
+
+impl Auditor for Recorder {
+    fn substituted(&self, ev: &Event<'_>) -> Result<(), String> {
+        if self.fail {
+            return Err("audit log unavailable".into());
+        }
+        self.events.lock().unwrap().push([
+            ev.key.into(),
+            ev.host.into(),
+            ev.method.into(),
+            ev.path.into(),
+        ]);
+        Ok(())
+    }
+}
+
+pub(super) struct Fixture {
+    pub(super) proxy: RunProxy,
+    pub(super) ph: String,
+    pub(super) auditor: Arc<Recorder>,
+    pub(super) ca: Arc<LocalCa>,
+    pub(super) _dir: tempfile::TempDir,
+}
+
+/// A proxy with one substitution ("github/token", for `localhost`), the
+/// test CA as an extra root, and a local CA that went through PEM (as one
+/// loaded from the vault does).
+pub(super) async fn fixture(test_ca: &TestCa, strict: bool, fail_audit: bool) -> Fixture {
+    fixture_with(test_ca, strict, fail_audit, Vec::new()).await
+}
+
+/// [`fixture`] with `extra` substitutions after the first.
+pub(super) async fn fixture_with(
+    test_ca: &TestCa,
+    strict: bool,
+    fail_audit: bool,
+    extra: Vec<Substitution>,
+) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let generated = LocalCa::generate("test").unwrap();
+    let ca = Arc::new(LocalCa::from_pem(&generated.cert_pem(), &generated.key_pem()).unwrap());
+    let ph = placeholder();
+    let settings = Settings {
+        strict,
+        extra_roots: vec![test_ca.write(dir.path())],
+    };
+    let auditor = Arc::new(Recorder {
+        fail: fail_audit,
+        ..Recorder::default()
+    });
+    let mut subs = vec![Substitution {
+        key: "github/token".into(),
+        placeholder: ph.clone(),
+        value: Zeroizing::new(VALUE.to_vec()),
+        hosts: vec![HostPattern::parse("localhost").unwrap()],
+    }];
+    subs.extend(extra);
+    let proxy = RunProxy::start(ca.clone(), &settings, subs, auditor.clone(), dir.path())
+        .await
+        .unwrap();
+    Fixture {
+        proxy,
+        ph,
+        auditor,
+        ca,
+        _dir: dir,
+    }
+}
+
+/// What curl reports.
+#[derive(Debug)]
+pub(super) struct Curl {
+    pub(super) body: String,
+    pub(super) code: String,
+    pub(super) connect: String,
+    pub(super) version: String,
+}
+
+/// Runs curl with only `env` (and PATH) as its environment.
+pub(super) async fn curl(env: &[(String, String)], args: &[&str]) -> Curl {
+    let out = tokio::process::Command::new("curl")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-w",
+            "\n@@%{http_code} %{http_connect} %{http_version}",
+        ])
+        .args(args)
+        .output()
+        .await
+        .expect("curl runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, w) = stdout.rsplit_once("\n@@").expect("curl -w output");
+    let mut w = w.split(' ').map(str::to_string);
+    Curl {
+        body: body.to_string(),
+        code: w.next().unwrap_or_default(),
+        connect: w.next().unwrap_or_default(),
+        version: w.next().unwrap_or_default(),
+    }
+}
+
+pub(super) fn with_credential(env: &[(String, String)], proxy_url: &str) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| {
+            if k.to_ascii_lowercase().ends_with("_proxy") && !k.eq_ignore_ascii_case("no_proxy") {
+                (k.clone(), proxy_url.to_string())
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect()
+}
+
+/// A hyper client that CONNECTs through `proxy` and trusts its bundle.
+pub(super) fn proxied_client(
+    proxy: &RunProxy,
+) -> hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<
+        hyper_util::client::legacy::connect::proxy::Tunnel<
+            hyper_util::client::legacy::connect::HttpConnector,
+        >,
+    >,
+    Full<Bytes>,
+> {
+    let url = &proxy.env()[0].1;
+    let userinfo = url.trim_start_matches("http://").split('@').next().unwrap();
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(userinfo)
+    );
+    let tunnel = hyper_util::client::legacy::connect::proxy::Tunnel::new(
+        format!("http://127.0.0.1:{}", proxy.port())
+            .parse()
+            .unwrap(),
+        hyper_util::client::legacy::connect::HttpConnector::new(),
+    )
+    .with_auth(auth.parse().unwrap());
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(proxy.bundle_path()).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_all_versions()
+        .wrap_connector(tunnel);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https)
+}
