@@ -87,6 +87,9 @@ pub enum Command {
     /// Read and check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The credential proxy's local CA (see 'set --proxy-host').
+    #[command(subcommand)]
+    Proxy(ProxyCommand),
     /// Check the MCP command policy (mcp-policy.yaml).
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -230,6 +233,28 @@ pub struct AgentArgs {
     /// The agent's command and its arguments, after --.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyCommand {
+    /// The local CA that signs the certificates the credential proxy shows
+    /// a run's child for intercepted hosts.
+    #[command(subcommand)]
+    Ca(ProxyCaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyCaCommand {
+    /// Print the CA certificate (PEM) and its SHA-256 fingerprint; made on
+    /// first use. Runs trust it through their CA bundle variables.
+    Show,
+    /// Replace the CA with a new one (its key never leaves the vault). Runs
+    /// started afterwards use the new one; running ones keep theirs. An
+    /// agent's process must be confirmed with the master password.
+    #[command(
+        after_help = "Examples:\n  secretctl proxy ca rotate\n  secretctl proxy ca show --json"
+    )]
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -505,6 +530,8 @@ impl Command {
             Command::Audit(AuditCommand::Export { .. }) => "audit export",
             Command::Audit(AuditCommand::Prune { .. }) => "audit prune",
             Command::Audit(AuditCommand::Acknowledge) => "audit acknowledge",
+            Command::Proxy(ProxyCommand::Ca(ProxyCaCommand::Show)) => "proxy ca show",
+            Command::Proxy(ProxyCommand::Ca(ProxyCaCommand::Rotate)) => "proxy ca rotate",
             Command::Policy(PolicyCommand::Check) => "policy check",
             Command::Policy(PolicyCommand::Apply) => "policy apply",
             Command::Config(ConfigCommand::Apply) => "config apply",

@@ -27,6 +27,7 @@ mod man;
 mod mcp;
 mod password;
 mod password_change;
+mod proxy_ca;
 mod reauth;
 mod restore;
 mod run;
@@ -40,7 +41,9 @@ mod ui;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ConfigCommand, PasswordCommand, PolicyCommand, ServiceCommand};
+use cli::{
+    Cli, Command, ConfigCommand, PasswordCommand, PolicyCommand, ProxyCommand, ServiceCommand,
+};
 
 /// Runs one command; `Ok` holds the exit code (0, or a run's child's code).
 async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
@@ -72,6 +75,7 @@ async fn dispatch(command: Command, json: bool) -> error::Result<i32> {
         Command::Security(a) => done(security::run(a, json).await),
         Command::Ui(a) => done(ui::run(a, json).await),
         Command::Audit(c) => done(audit::run(c, json).await),
+        Command::Proxy(ProxyCommand::Ca(c)) => done(proxy_ca::run(c, json).await),
         Command::Policy(PolicyCommand::Check) => done(mcp::policy_check(json).await),
         Command::Policy(PolicyCommand::Apply) => done(mcp::apply(mcp::Apply::Policy, json).await),
         Command::Config(ConfigCommand::Apply) => done(mcp::apply(mcp::Apply::Config, json).await),

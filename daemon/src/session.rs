@@ -68,6 +68,9 @@ struct Unlocked {
     key: Arc<DataKey>,
     timeout: Duration,
     deadline: Instant,
+    /// The credential proxy's CA, once a run needed it: dropped with the
+    /// key at the lock.
+    proxy_ca: Option<Arc<crate::proxy::LocalCa>>,
 }
 
 /// Shared daemon state.
@@ -181,6 +184,7 @@ impl Session {
             key: Arc::new(key),
             timeout,
             deadline,
+            proxy_ca: None,
         });
         self.deadline_tx.send_replace(Some(deadline));
     }
@@ -212,6 +216,24 @@ impl Session {
             self.audit.locked();
         }
         was.is_some()
+    }
+
+    /// The credential proxy's CA kept since it was loaded (until the lock).
+    pub fn cached_proxy_ca(&self) -> Option<Arc<crate::proxy::LocalCa>> {
+        let held = self.unlocked.lock().expect("key lock is never poisoned");
+        held.as_ref().and_then(|u| u.proxy_ca.clone())
+    }
+
+    /// Keeps `ca` until the lock (a rotation replaces it).
+    pub fn keep_proxy_ca(&self, ca: Arc<crate::proxy::LocalCa>) {
+        if let Some(u) = self
+            .unlocked
+            .lock()
+            .expect("key lock is never poisoned")
+            .as_mut()
+        {
+            u.proxy_ca = Some(ca);
+        }
     }
 
     /// Tells every run in progress that the daemon is stopping (they end

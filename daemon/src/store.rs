@@ -44,6 +44,9 @@ pub struct PendingAnchor {
 pub enum Applied {
     Policy,
     Config,
+    /// Not a settings file: the credential proxy's local CA (contract
+    /// §12), a sealed blob kept the same way.
+    ProxyCa,
 }
 
 impl Applied {
@@ -51,6 +54,7 @@ impl Applied {
         match self {
             Applied::Policy => "applied_policy",
             Applied::Config => "applied_config",
+            Applied::ProxyCa => "proxy_ca",
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod export;
 mod import;
+mod proxy_ca;
 
 use std::path::{Path, PathBuf};
 
@@ -357,6 +358,7 @@ impl Vault {
         let what: &[u8] = match which {
             store::Applied::Policy => b"policy",
             store::Applied::Config => b"config",
+            store::Applied::ProxyCa => b"proxy_ca",
         };
         crypto::associated_data(&[b"secretctl/v1/applied", &self.vault_id, what])
     }

@@ -29,6 +29,7 @@ pub const ACTIONS: &[&str] = &[
     "policy_refused",
     // the credential proxy (contract §12)
     "proxy_substitution",
+    "proxy_ca",
     "proxy_ca_rotate",
     "policy_error",
     // MCP only

@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::mcp::*;
 use common::*;
-use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
@@ -75,110 +75,6 @@ fn setup_with(config: &str) -> Env {
     write_policy(&env, POLICY);
     env.apply_policy();
     env
-}
-
-/// Longest wait for one MCP answer (a run's own timeout is shorter).
-const RPC_LIMIT: Duration = Duration::from_secs(90);
-
-/// Awaits `fut`, failing the test if it takes longer than [`RPC_LIMIT`].
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(RPC_LIMIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer within {RPC_LIMIT:?}"))
-}
-
-struct Mcp {
-    client: rmcp::service::RunningService<rmcp::RoleClient, ()>,
-    stderr_log: std::path::PathBuf,
-    seen: Vec<String>,
-}
-
-impl Mcp {
-    async fn start(env: &Env) -> Mcp {
-        Mcp::start_with_env(env, &[]).await
-    }
-
-    /// Starts the shim with `extra` variables in its environment. The shim
-    /// is killed when the client is dropped, also when the test panics.
-    async fn start_with_env(env: &Env, extra: &[(&str, &str)]) -> Mcp {
-        let stderr_log = env
-            .dir
-            .path()
-            .join(format!("shim-{}.log", std::process::id()));
-        let log = std::fs::File::create(&stderr_log).unwrap();
-        let mut cmd = shim_command();
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("SECRETCTL_SOCKET", &env.socket)
-            .env("SECRETCTL_LOG", "debug")
-            .env("RUST_LOG", "trace")
-            .envs(extra.iter().copied())
-            .current_dir(env.dir.path())
-            .kill_on_drop(true);
-        let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let client = within("MCP initialize", ().serve(transport))
-            .await
-            .expect("MCP initialize");
-        Mcp {
-            client,
-            stderr_log,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Calls a tool; returns (is_error, structured content or text).
-    async fn call(&mut self, name: &'static str, args: Value) -> (bool, Value) {
-        let params =
-            CallToolRequestParams::new(name).with_arguments(args.as_object().unwrap().clone());
-        let r = within(name, self.client.call_tool(params))
-            .await
-            .expect("tools/call");
-        let text = serde_json::to_string(&r).unwrap();
-        self.seen.push(text);
-        let is_error = r.is_error.unwrap_or(false);
-        let value = match r.structured_content {
-            Some(v) => v,
-            None => Value::String(
-                r.content
-                    .iter()
-                    .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ),
-        };
-        (is_error, value)
-    }
-
-    async fn ok(&mut self, name: &'static str, args: Value) -> Value {
-        let (err, v) = self.call(name, args).await;
-        assert!(!err, "{name} failed: {v}");
-        v
-    }
-
-    async fn err(&mut self, name: &'static str, args: Value) -> String {
-        let (err, v) = self.call(name, args).await;
-        assert!(err, "{name} should fail: {v}");
-        v.as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| v.to_string())
-    }
-
-    /// Closes the session and checks nothing the agent saw, nor the shim's
-    /// log, holds a secret.
-    async fn finish(self, env: &Env) {
-        let _ = within("MCP close", self.client.cancel()).await;
-        let log = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
-        for s in SECRETS {
-            assert!(!log.contains(s), "shim stderr holds a secret");
-            for r in &self.seen {
-                assert!(!r.contains(s), "a response holds a secret: {r}");
-            }
-        }
-        env.assert_log_clean(&SECRETS);
-    }
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -275,7 +171,7 @@ fn every_tool_and_the_guide_scenarios() {
         let cli = json(&env.cli(&["security", "--json"]));
         assert_eq!(score["score"], cli["score"], "{score} vs {cli}");
         assert_eq!(score["issues"].as_array().unwrap().len(), cli["issues"].as_array().unwrap().len());
-        m.finish(&env).await;
+        m.finish(&env, &SECRETS).await;
     });
 }
 
@@ -333,7 +229,7 @@ fn denied_and_unlisted_commands() {
             )
             .await;
         assert_eq!(ok["exit_code"], 0);
-        m.finish(&env).await;
+        m.finish(&env, &SECRETS).await;
     });
 }
 
@@ -404,7 +300,7 @@ fn policy_edits_count_only_once_a_user_applies_them() {
         assert_eq!(m.ok("secret_run", run).await["exit_code"], 0);
         let st = json(&env.cli(&["status", "--json"]));
         assert_eq!(st["policy"], "applied", "{st}");
-        m.finish(&env).await;
+        m.finish(&env, &SECRETS).await;
     });
     // The CLI's check explains the same file.
     let out = env.cli(&["policy", "check"]);
@@ -440,7 +336,7 @@ fn locked_vault_answers_with_the_fix() {
             );
             assert!(e.contains("you cannot unlock it"), "{tool}: {e}");
         }
-        m.finish(&env).await;
+        m.finish(&env, &SECRETS).await;
     });
 }
 
@@ -554,7 +450,7 @@ fn run_queue_limit_holds_at_peak_concurrency() {
             Some(&2),
             "peak concurrency: {counts:?}"
         );
-        m.finish(&env).await;
+        m.finish(&env, &SECRETS).await;
     });
 }
 
@@ -571,7 +467,7 @@ fn output_cap_never_leaks_a_straddling_value() {
         assert_eq!(out.len(), 4096);
         assert!(out.ends_with("[REDACTED:API_KEY]"[..16].to_string().as_str()), "{}", &out[4070..]);
         assert!(!out.contains(&API_KEY[..6]), "a prefix of the value leaked");
-        m.finish(&env).await;
+        m.finish(&env, &SECRETS).await;
     });
 }
 
@@ -677,7 +573,7 @@ fn agent_runs_see_only_the_base_environment() {
             "an unlisted variable reached the run: {out}"
         );
         assert!(!out.contains("SECRETCTL_"), "{out}");
-        m.finish(&env).await;
+        m.finish(&env, &SECRETS).await;
     });
 
     let cwd = env.dir.path().to_str().unwrap().to_string();
@@ -750,7 +646,7 @@ fn secretctl_binaries_are_always_denied() {
         write_policy(&env, &policies[0]);
         env.apply_policy();
         assert_eq!(m.ok("secret_run", json!({"keys": ["api/key"], "command": "true"})).await["exit_code"], 0);
-        m.finish(&env).await;
+        m.finish(&env, &SECRETS).await;
     });
 }
 
@@ -781,7 +677,7 @@ fn policy_file_owned_by_another_uid_is_refused() {
         );
         nix::unistd::chown(&policy, Some(nix::unistd::geteuid()), None).unwrap();
         assert_eq!(m.ok("secret_run", run).await["exit_code"], 0);
-        m.finish(&env).await;
+        m.finish(&env, &SECRETS).await;
     });
 }
 
@@ -803,7 +699,7 @@ fn policy_refusals_are_audited_with_their_own_action() {
             json!({"keys": ["api/key"], "command": "true"}),
         )
         .await;
-        m.finish(&env).await;
+        m.finish(&env, &SECRETS).await;
     });
     let audit = |action: &str| {
         let out = env.cli(&["audit", "list", "--json", "--action", action]);
@@ -873,7 +769,7 @@ fn agent_run_timeouts_default_and_max() {
             .ok("secret_run", json!({"keys": ["api/key"], "command": "sleep", "args": ["30"], "timeout": "1s"}))
             .await;
         assert_eq!(r["timed_out"], true, "{r}");
-        m.finish(&env).await;
+        m.finish(&env, &SECRETS).await;
     });
 }
 
@@ -909,7 +805,7 @@ fn looking_does_not_reset_the_idle_timer() {
         m.ok("secret_exists", json!({"key": "api/key"})).await;
         m.ok("secret_list_fields", json!({"key": "dev/db"})).await;
         m.ok("security_score", json!({})).await;
-        m.finish(&env).await;
+        m.finish(&env, &SECRETS).await;
     });
     let after_looking = deadline();
     // The deadline is recomputed from two clocks per status call: allow

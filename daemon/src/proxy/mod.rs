@@ -32,6 +32,8 @@ mod roots;
 mod route;
 mod server;
 mod substitute;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 mod wire;

@@ -189,6 +189,9 @@ pub struct RunLoop {
     /// Becomes true when the daemon stops; `None` once acted upon.
     stopping: Option<tokio::sync::watch::Receiver<bool>>,
     stopped: bool,
+    /// The run's credential proxy: stopped once the tree is gone, and its
+    /// substitutions counted in the exit.
+    proxy: Option<crate::proxy::RunProxy>,
 }
 
 impl RunLoop {
@@ -219,6 +222,20 @@ impl RunLoop {
             flush_at: None,
             stopping: Some(stopping),
             stopped: false,
+            proxy: None,
+        }
+    }
+
+    /// Gives the run its credential proxy (see [`RunLoop::proxy`]).
+    pub(super) fn with_proxy(mut self, proxy: Option<crate::proxy::RunProxy>) -> RunLoop {
+        self.proxy = proxy;
+        self
+    }
+
+    /// Stops the run's proxy, if any, and counts its substitutions in `exit`.
+    async fn stop_proxy(&mut self, exit: &mut RunExit) {
+        if let Some(p) = self.proxy.take() {
+            exit.proxy_substitutions = p.stop().await;
         }
     }
 
@@ -247,7 +264,8 @@ impl RunLoop {
             }
         }
         let _ = self.supervisor.wait().await;
-        let exit = self.exit();
+        let mut exit = self.exit();
+        self.stop_proxy(&mut exit).await;
         tracing::info!(
             code = exit.code,
             timed_out = exit.timed_out,
@@ -331,13 +349,14 @@ impl RunLoop {
         if tokio::time::timeout(TREE_GONE_WITHIN, wait).await.is_err() {
             tracing::warn!("a run's supervisor did not finish after kill");
         }
-        let exit = RunExit {
+        let mut exit = RunExit {
             code: 128 + 9,
             signal: 9,
             error: "the client disconnected; the run was killed".into(),
             duration_ms: self.started.elapsed().as_millis() as u64,
             ..Default::default()
         };
+        self.stop_proxy(&mut exit).await;
         if let Some(f) = on_exit {
             f(&exit);
         }

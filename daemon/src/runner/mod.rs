@@ -19,6 +19,7 @@ pub mod drive;
 mod input;
 pub mod orphans;
 pub mod prepare;
+pub mod proxied;
 pub mod resolve;
 pub mod spawn;
 pub mod supervisor;
@@ -157,7 +158,7 @@ pub fn launch(
         Some(id)
     });
     drop(spawning);
-    let (redactor, timeout, slot) = (p.redactor, p.timeout, p.slot);
+    let (redactor, timeout, slot, proxy) = (p.redactor, p.timeout, p.slot, p.proxy);
     let session = session.clone();
     tokio::spawn(async move {
         let Spawned {
@@ -228,6 +229,7 @@ pub fn launch(
             tx,
             session.stopping(),
         )
+        .with_proxy(proxy)
         .run(on_exit)
         .await;
         if let Some(p) = pump {
@@ -257,4 +259,7 @@ pub fn record_exit(rec: &mut crate::audit::record::Record, exit: &RunExit) {
     detail["timed_out"] = serde_json::json!(exit.timed_out);
     detail["duration_ms"] = serde_json::json!(exit.duration_ms);
     detail["redacted_count"] = serde_json::json!(exit.redacted_count);
+    if exit.proxy_substitutions > 0 || detail.get("run_id").is_some() {
+        detail["proxy_substitutions"] = serde_json::json!(exit.proxy_substitutions);
+    }
 }

@@ -111,6 +111,9 @@ pub struct Prepared {
     pub entry: &'static str,
     /// The agent run queue's slot, held until the run's tree is gone.
     pub slot: Option<OwnedSemaphorePermit>,
+    /// The run's credential proxy, when it injects proxied secrets; it
+    /// stops when the run's tree is gone.
+    pub proxy: Option<crate::proxy::RunProxy>,
 }
 
 /// Why a run was refused before it started. Mapped to gRPC codes in
@@ -133,6 +136,9 @@ pub enum RunError {
     /// Every run slot stayed taken for the run's whole timeout.
     #[error("{0}")]
     Busy(String),
+    /// The credential proxy cannot be set up (contract §12).
+    #[error("{0}")]
+    Proxy(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -249,6 +255,7 @@ pub async fn prepare(
     let limits = session.agent_limits();
     let timeout = timeout(&spec, mode, &limits)?;
     let (vault, dk) = session.key(Use::Secret)?;
+    let for_proxy = (vault.clone(), dk.clone());
     let policy = session.applied_policy();
     let work_cwd = cwd.clone();
     let (spec, program, injections, redactor) = tokio::task::spawn_blocking(move || {
@@ -291,6 +298,12 @@ pub async fn prepare(
     })
     .await
     .map_err(|e| RunError::Internal(format!("worker failed: {e}")))??;
+    let mut injections = injections;
+    // After the redactor took the real values: the child gets placeholders.
+    let subs = match mode == Mode::Agent || spec.proxy {
+        true => super::proxied::take_values(&mut injections)?,
+        false => Vec::new(),
+    };
 
     let mut keys: Vec<String> = injections.iter().map(|i| i.key.clone()).collect();
     keys.dedup();
@@ -308,7 +321,24 @@ pub async fn prepare(
         "env_alias": spec.alias,
         "pty": spec.pty.is_some(),
     }));
-    tracing::info!(keys = ?rec.keys, command = %spec.argv[0], ?mode, "run prepared");
+    let mut env = spec.env;
+    let proxy = match subs.is_empty() {
+        true => None,
+        false => {
+            let (vault, dk) = for_proxy;
+            let p = super::proxied::start(session, vault, dk, subs, rec).await?;
+            // Ours win over the client's own proxy settings: a request that
+            // bypassed the run's proxy would carry only the placeholder.
+            let vars = p.env();
+            env.retain(|v| !vars.iter().any(|(name, _)| *name == v.name));
+            env.extend(vars.into_iter().map(|(name, value)| EnvVar {
+                name,
+                value: value.into_bytes(),
+            }));
+            Some(p)
+        }
+    };
+    tracing::info!(keys = ?rec.keys, command = %spec.argv[0], ?mode, proxied = proxy.is_some(), "run prepared");
     let (slot, timeout) = match (mode, timeout) {
         (Mode::Agent, Some(t)) => {
             let (slot, left) = queue(session, &limits, t).await?;
@@ -327,7 +357,7 @@ pub async fn prepare(
         argv: spec.argv,
         program,
         cwd,
-        env: spec.env,
+        env,
         injections,
         redactor,
         timeout,
@@ -335,6 +365,7 @@ pub async fn prepare(
         mode,
         entry: spec.entry,
         slot,
+        proxy,
     })
 }
 

@@ -8,9 +8,9 @@ use std::time::Duration;
 use secretctl_proto::v1::daemon_server::Daemon;
 use secretctl_proto::v1::{
     ApplyRequest, ApplyResponse, Hardening, InitRequest, InitResponse, KdfParams, LockRequest,
-    LockResponse, PolicyCheckRequest, PolicyCheckResponse, ReauthRequest, ReauthResponse,
-    RegisterRequest, RegisterResponse, StatusRequest, StatusResponse, UiRequest, UiResponse,
-    UnlockRequest, UnlockResponse,
+    LockResponse, PolicyCheckRequest, PolicyCheckResponse, ProxyCaRequest, ProxyCaResponse,
+    ReauthRequest, ReauthResponse, RegisterRequest, RegisterResponse, StatusRequest,
+    StatusResponse, UiRequest, UiResponse, UnlockRequest, UnlockResponse,
 };
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
@@ -27,6 +27,27 @@ pub struct DaemonService {
 }
 
 impl DaemonService {
+    async fn do_proxy_ca(&self, rotate: bool) -> Result<ProxyCaResponse, Status> {
+        let (vault, dk) = self.session.key(crate::session::Use::Look)?;
+        let session = self.session.clone();
+        let ca = blocking(move || {
+            let r = if rotate {
+                crate::runner::proxied::rotate_ca(&session, &vault, &dk)
+            } else {
+                crate::runner::proxied::current_ca(&session, &vault, &dk)
+            };
+            r.map_err(Status::from)
+        })
+        .await?;
+        if rotate {
+            tracing::info!(fingerprint = %ca.fingerprint(), "credential proxy CA rotated");
+        }
+        Ok(ProxyCaResponse {
+            cert_pem: ca.cert_pem(),
+            fingerprint: ca.fingerprint(),
+        })
+    }
+
     pub fn new(session: Arc<Session>) -> Self {
         DaemonService { session }
     }
@@ -197,6 +218,31 @@ impl Daemon for DaemonService {
     ) -> Result<Response<ApplyResponse>, Status> {
         let who = super::conn_of(&req);
         settings::apply_config(&self.session, &who)
+            .await
+            .map(Response::new)
+    }
+
+    /// `secretctl proxy ca show|rotate` (contract §12). Showing the
+    /// certificate reveals nothing secret (it makes the CA if there is
+    /// none, as a first proxied run would); rotating replaces the CA for
+    /// new runs, so it is a change an agent may not make.
+    async fn proxy_ca(
+        &self,
+        req: Request<ProxyCaRequest>,
+    ) -> Result<Response<ProxyCaResponse>, Status> {
+        let who = super::conn_of(&req);
+        let rotate = req.into_inner().rotate;
+        let action = if rotate {
+            "proxy_ca_rotate"
+        } else {
+            "proxy_ca"
+        };
+        let kind = if rotate { Action::Change } else { Action::Look };
+        let r = match super::gate(&self.session.audit, &who, kind).await {
+            Ok(()) => self.do_proxy_ca(rotate).await,
+            Err(refused) => Err(refused),
+        };
+        super::audited(&self.session.audit, action, "cli", &who, Vec::new(), r)
             .await
             .map(Response::new)
     }

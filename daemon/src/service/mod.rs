@@ -90,6 +90,7 @@ impl From<RunError> for Status {
             RunError::Resolve(r) => r.into(),
             RunError::Gate(g) => g.into(),
             RunError::Busy(m) => Status::resource_exhausted(m),
+            RunError::Proxy(m) => Status::failed_precondition(m),
             RunError::Internal(m) => Status::internal(m),
         }
     }

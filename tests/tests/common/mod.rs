@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use secretctl_proto::client::{Client, RpcError};
 
+pub mod mcp;
 pub mod ui;
 
 /// The password every test vault uses.
