@@ -6,8 +6,8 @@
 //! A pattern is an exact host (`api.github.com`, `localhost`, an IPv4
 //! address) or `*.` plus a name of at least two labels (`*.example.com`),
 //! which matches strict subdomains only: never `example.com` itself, and
-//! never a bare top-level domain like `*.com`. No ports, no IPv6, no
-//! trailing dot: a pattern means one thing.
+//! never a bare top-level domain like `*.com`. No ports, no IPv6; a
+//! trailing dot and case are dropped, so a pattern means one thing.
 
 /// Most proxy hosts on one secret or field.
 pub const MAX_HOSTS: usize = 16;
@@ -15,51 +15,67 @@ pub const MAX_HOSTS: usize = 16;
 /// Longest host name (RFC 1035).
 const MAX_LEN: usize = 253;
 
-fn label_ok(l: &str) -> bool {
-    !l.is_empty()
-        && l.len() <= 63
-        && !l.starts_with('-')
-        && !l.ends_with('-')
-        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-/// Checks a pattern and returns its canonical (lower-case) form; the error
-/// says what is wrong and what is allowed.
+/// Checks a pattern and returns its canonical form (lower case, no
+/// trailing dot); the error says what is wrong and what is allowed.
 pub fn parse(pattern: &str) -> Result<String, String> {
-    let p = pattern.to_ascii_lowercase();
     let bad = |why: &str| {
         Err(format!(
-            "proxy host '{}': {why} (use a host like api.github.com or *.example.com)",
+            "proxy host '{}': {why}",
             crate::text::shown(pattern)
         ))
     };
-    if p.is_empty() {
-        return bad("empty");
+    let lower = pattern.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('.').unwrap_or(&lower).to_string();
+    if lower.is_empty() {
+        return bad("empty; give a host name such as api.github.com");
     }
-    if p.len() > MAX_LEN {
+    if lower.len() > MAX_LEN {
         return bad("longer than 253 bytes");
     }
-    if p.contains(':') || p.contains('/') {
-        return bad("no scheme, port, path or IPv6 address");
+    if lower.contains(':') {
+        return bad(
+            "a port or IPv6 address is not allowed; give the host name alone (any port matches)",
+        );
     }
-    let (wild, name) = match p.strip_prefix("*.") {
+    if lower.contains('/') {
+        return bad("give a host name, not a URL");
+    }
+    let (wild, name) = match lower.strip_prefix("*.") {
         Some(rest) => (true, rest),
-        None => (false, p.as_str()),
+        None => (false, lower.as_str()),
     };
     if name.contains('*') {
-        return bad("'*' only as the whole first label");
+        return bad("only one leading \"*.\" is allowed, as in *.example.com");
     }
     let labels: Vec<&str> = name.split('.').collect();
-    if !labels.iter().all(|l| label_ok(l)) {
-        return bad("not a host name");
+    for label in &labels {
+        if label.is_empty() || label.len() > 63 {
+            return bad("each dot-separated label must be 1 to 63 characters");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return bad("only letters, digits, '-' and '_' are allowed in a host name");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return bad("a label cannot start or end with '-'");
+        }
     }
-    if wild && labels.len() < 2 {
-        return bad("a wildcard needs a domain of at least two labels");
+    let numeric = labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    let ipv4 = name.parse::<std::net::Ipv4Addr>().is_ok();
+    if wild {
+        if ipv4 || numeric {
+            return bad("a wildcard cannot cover an IP address");
+        }
+        if labels.len() < 2 {
+            // "*.com" would send the value to every host of a TLD.
+            return bad("a wildcard needs at least two labels after \"*.\"");
+        }
+    } else if numeric && !ipv4 {
+        return bad("not a valid IPv4 address");
     }
-    if wild && labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit())) {
-        return bad("a wildcard cannot cover IP addresses");
-    }
-    Ok(p)
+    Ok(lower)
 }
 
 /// Checks a list of patterns (at most [`MAX_HOSTS`]); returns them
@@ -78,13 +94,23 @@ pub fn parse_all<S: AsRef<str>>(patterns: &[S]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Whether `host` (as a client named it in a CONNECT) matches the
+/// Whether `host` (a CONNECT target's host, without port) matches the
 /// canonical `pattern`. Case-insensitive; one trailing dot is ignored.
 pub fn matches(pattern: &str, host: &str) -> bool {
-    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    let host = host.strip_suffix('.').unwrap_or(host);
     match pattern.strip_prefix("*.") {
-        Some(domain) => host.len() > domain.len() + 1 && host.ends_with(&format!(".{domain}")),
-        None => host == pattern,
+        Some(suffix) => {
+            // host = <one or more labels> "." suffix
+            let Some(dot) = host.len().checked_sub(suffix.len() + 1) else {
+                return false;
+            };
+            dot > 0
+                && host.as_bytes()[dot] == b'.'
+                && host
+                    .get(dot + 1..)
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
+        }
+        None => host.eq_ignore_ascii_case(pattern),
     }
 }
 
@@ -94,7 +120,7 @@ mod tests {
 
     #[test]
     fn patterns_are_checked_and_canonical() {
-        assert_eq!(parse("API.GitHub.com").unwrap(), "api.github.com");
+        assert_eq!(parse("API.GitHub.com.").unwrap(), "api.github.com");
         for ok in ["localhost", "127.0.0.1", "*.example.com", "a-b.c"] {
             assert_eq!(parse(ok).unwrap(), ok);
         }
@@ -111,7 +137,7 @@ mod tests {
             "-a.com",
             "a-.com",
             "a..com",
-            "a.com.",
+            "1.2.3.999",
             "a b.com",
             "*.1.2.3",
             "é.com",

@@ -7,7 +7,6 @@
 //! strict subdomains only (`*.example.com` does not match `example.com`).
 
 use std::fmt;
-use std::net::Ipv4Addr;
 
 use super::ProxyError;
 
@@ -16,89 +15,20 @@ use super::ProxyError;
 pub struct HostPattern(String);
 
 impl HostPattern {
+    /// Checks `s` by the one definition every piece uses
+    /// ([`secretctl_proto::proxy_hosts`]).
     pub fn parse(s: &str) -> Result<HostPattern, ProxyError> {
-        let bad = |reason: &str| ProxyError::HostPattern {
-            pattern: s.to_string(),
-            reason: reason.to_string(),
-        };
-        let lower = s.trim().to_ascii_lowercase();
-        let lower = lower.strip_suffix('.').unwrap_or(&lower).to_string();
-        if lower.is_empty() {
-            return Err(bad("empty; give a host name such as api.github.com"));
-        }
-        if lower.len() > 253 {
-            return Err(bad("longer than 253 bytes"));
-        }
-        if lower.contains(':') {
-            return Err(bad(
-                "a port or IPv6 address is not allowed; give the host name alone (any port matches)",
-            ));
-        }
-        if lower.contains('/') {
-            return Err(bad("give a host name, not a URL"));
-        }
-        let (wild, name) = match lower.strip_prefix("*.") {
-            Some(rest) => (true, rest),
-            None => (false, lower.as_str()),
-        };
-        if name.contains('*') {
-            return Err(bad(
-                "only one leading \"*.\" is allowed, as in *.example.com",
-            ));
-        }
-        let labels: Vec<&str> = name.split('.').collect();
-        for label in &labels {
-            if label.is_empty() || label.len() > 63 {
-                return Err(bad("each dot-separated label must be 1 to 63 characters"));
-            }
-            if !label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(bad(
-                    "only letters, digits, '-' and '_' are allowed in a host name",
-                ));
-            }
-            if label.starts_with('-') || label.ends_with('-') {
-                return Err(bad("a label cannot start or end with '-'"));
-            }
-        }
-        if wild {
-            if name.parse::<Ipv4Addr>().is_ok()
-                || labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit()))
-            {
-                return Err(bad("a wildcard cannot cover an IP address"));
-            }
-            if labels.len() < 2 {
-                // "*.com" would send the value to every host of a TLD.
-                return Err(bad("a wildcard needs at least two labels after \"*.\""));
-            }
-        } else if labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit()))
-            && name.parse::<Ipv4Addr>().is_err()
-        {
-            return Err(bad("not a valid IPv4 address"));
-        }
-        Ok(HostPattern(lower))
+        secretctl_proto::proxy_hosts::parse(s)
+            .map(HostPattern)
+            .map_err(|reason| ProxyError::HostPattern {
+                pattern: s.to_string(),
+                reason,
+            })
     }
 
     /// Whether `host` (a CONNECT target's host, without port) is covered.
-    /// Case-insensitive; one trailing dot is ignored.
     pub fn matches(&self, host: &str) -> bool {
-        let host = host.strip_suffix('.').unwrap_or(host);
-        match self.0.strip_prefix("*.") {
-            Some(suffix) => {
-                // host = <one or more labels> "." suffix
-                let Some(dot) = host.len().checked_sub(suffix.len() + 1) else {
-                    return false;
-                };
-                dot > 0
-                    && host.as_bytes()[dot] == b'.'
-                    && host
-                        .get(dot + 1..)
-                        .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
-            }
-            None => host.eq_ignore_ascii_case(&self.0),
-        }
+        secretctl_proto::proxy_hosts::matches(&self.0, host)
     }
 
     pub fn as_str(&self) -> &str {
