@@ -428,6 +428,100 @@ fn the_policy_box_answers_like_secret_run() {
     assert!(yes.body.contains("applied"));
 }
 
+/// The text after "✗ refused: " in the policy page's verdict, unescaped.
+fn refusal(page: &str) -> String {
+    let after = page
+        .split("✗ refused: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no refusal in {page}"));
+    after
+        .split("</p>")
+        .next()
+        .unwrap()
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// An agent's `secretctl run` (the checks of `secret_run`) in `cwd`.
+fn agent_run(env: &Env, cwd: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    let mut cmd = env.command(&all);
+    cmd.env("CLAUDECODE", "1").current_dir(cwd);
+    run(cmd, None)
+}
+
+#[test]
+fn the_policy_box_gives_secret_runs_reasons_for_keys_and_directories() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::unlocked();
+    env.set("app/token", PLAIN);
+    env.write_policy("version: 1\ndefault_action: deny\nallowed_commands: [ls, ./build.sh]\n");
+    env.apply_policy();
+    let with = env.dir.path().join("with-script");
+    let without = env.dir.path().join("without-script");
+    std::fs::create_dir_all(&with).unwrap();
+    std::fs::create_dir_all(&without).unwrap();
+    let script = with.join("build.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let link = ui::open(&env);
+    let b = ui::login(&link);
+    let ask = |cmd: &str, cwd: &std::path::Path, keys: &str| {
+        let q = format!(
+            "/policy?cmd={}&cwd={}&keys={}",
+            cmd.replace(' ', "+").replace('/', "%2F"),
+            cwd.display().to_string().replace('/', "%2F"),
+            keys.replace('/', "%2F")
+        );
+        let r = b.get(&link, &q);
+        assert_eq!(r.status, 200, "{q}: {}", r.body);
+        r.body
+    };
+
+    // Allowed, and the key exists: it would run, injecting APP_TOKEN.
+    let yes = ask("ls -l", &without, "app/token");
+    assert!(yes.contains("would run"), "{yes}");
+    assert!(yes.contains("APP_TOKEN"), "{yes}");
+    assert!(!yes.contains(PLAIN), "no value on the page");
+
+    // Allowed command, missing key: "no", with secret_run's reason.
+    let page = ask("ls -l", &without, "no/such");
+    let why = refusal(&page);
+    assert!(why.contains("no secret named 'no/such'"), "{why}");
+    let out = agent_run(&env, &without, &["-k", "no/such", "--", "ls", "-l"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&why), "{why:?} vs {}", stderr(&out));
+
+    // An allowed ./build.sh, from a directory without it: "no", same reason.
+    assert!(ask("./build.sh", &with, "app/token").contains("would run"));
+    let page = ask("./build.sh", &without, "app/token");
+    let why = refusal(&page);
+    let out = agent_run(&env, &without, &["-k", "app/token", "--", "./build.sh"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&why), "{why:?} vs {}", stderr(&out));
+
+    // A directory that is not there: refused by the run's own check.
+    let page = ask("ls", std::path::Path::new("/no/such/dir"), "app/token");
+    assert!(
+        refusal(&page).contains("is not an existing absolute directory"),
+        "{page}"
+    );
+    // An argument naming an injected variable, for a non-shell.
+    let page = ask("ls $APP_TOKEN", &without, "app/token");
+    assert!(refusal(&page).contains("APP_TOKEN"), "{page}");
+    let audit = audit_text(&env);
+    assert!(audit.contains(r#""action":"policy_would_run","source":"ui""#));
+    assert!(
+        audit.contains("no secret named 'no/such'"),
+        "the refusal is audited"
+    );
+    env.assert_log_clean(&[PLAIN]);
+}
+
 #[test]
 fn an_agent_caller_cannot_open_the_ui() {
     let env = Env::unlocked();
