@@ -247,18 +247,41 @@ fn changes_need_our_origin_and_the_session_csrf_token() {
 #[test]
 fn a_session_expires_when_idle() {
     let mut env = Env::new();
-    env.write_config("ui:\n  session_timeout: 1s\n");
+    env.write_config("ui:\n  session_timeout: 2s\n");
     env.start();
     env.init();
     let link = ui::open(&env);
     let b = ui::login(&link);
     assert_eq!(b.get(&link, "/").status, 200);
-    // Every request resets the session's idle clock, so it cannot be
-    // polled: the test waits out the timeout itself (the thing tested).
-    std::thread::sleep(Duration::from_millis(1500));
+    // Every other request resets the session's idle clock; /session/left
+    // only reads it, so the test watches the session run out.
+    let mut seen: Vec<u64> = Vec::new();
+    poll_until("the session expires", Duration::from_secs(30), || {
+        let r = b.get(&link, "/session/left");
+        if r.status == 401 {
+            return true;
+        }
+        assert_eq!(r.status, 200, "{r:?}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let left = v["idle_left_ms"].as_u64().expect("idle_left_ms");
+        assert!(left <= 2000, "{left}");
+        if let Some(last) = seen.last() {
+            assert!(
+                left <= *last,
+                "asking reset the clock: {left} ms after {last} ms"
+            );
+        }
+        seen.push(left);
+        false
+    });
+    assert!(
+        !seen.is_empty(),
+        "the session was alive after the first page"
+    );
     assert_eq!(b.get(&link, "/").status, 401);
     let r = b.post(&link, "/lock", "");
     assert_eq!(r.status, 401);
+    assert_eq!(b.get(&link, "/session/left").status, 401);
 }
 
 #[test]

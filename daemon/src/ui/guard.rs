@@ -15,6 +15,9 @@
 //! GET handlers never change anything, so 2 and 4 cover every change.
 //! Refusals are logged (not audited: a hostile page could send them by the
 //! thousand); they never reach a handler.
+//!
+//! [`SESSION_LEFT`] looks at the session without resetting its idle clock
+//! (every other request resets it), so a page or a test can watch it end.
 
 use std::sync::Arc;
 
@@ -26,6 +29,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::UiState;
 use super::auth::UiSession;
+
+/// `GET` here answers how long the session has left, and does not count
+/// as activity (the one request that does not).
+pub const SESSION_LEFT: &str = "/session/left";
 
 /// Largest request body (forms: a secret's fields, a password).
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
@@ -147,7 +154,15 @@ async fn check(st: &UiState, req: Request, next: Next) -> Response {
     if public(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
-    let Some(session) = cookie(req.headers(), &st.cookie).and_then(|id| st.auth.session(id)) else {
+    let peek = req.method() == Method::GET && req.uri().path() == SESSION_LEFT;
+    let found = cookie(req.headers(), &st.cookie).and_then(|id| {
+        if peek {
+            st.auth.peek(id)
+        } else {
+            st.auth.session(id)
+        }
+    });
+    let Some(session) = found else {
         return signed_out(changes);
     };
     let mut req = if changes {

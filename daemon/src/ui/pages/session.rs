@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 use secretctl_proto::v1::daemon_server::Daemon;
@@ -12,7 +13,7 @@ use secretctl_proto::v1::{LockRequest, StatusRequest, UnlockRequest};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::{done, state_word};
+use super::{done, json, state_word};
 use crate::service::daemon::DaemonService;
 use crate::ui::call::{self, Signed};
 use crate::ui::{UiState, layout};
@@ -105,6 +106,17 @@ pub async fn lock(State(st): State<Arc<UiState>>, s: Signed) -> Response {
         Ok(_) => done("/", "locked"),
         Err(e) => render(&st, &s, None, Some(&e)).await,
     }
+}
+
+/// `GET /session/left`: how long this browser session has left if it
+/// stays idle, in milliseconds. The guard looks the session up without
+/// resetting its idle clock here, so asking does not keep it alive.
+pub async fn left(State(st): State<Arc<UiState>>, s: Signed) -> Response {
+    let left = s.idle_left(st.auth.session_timeout());
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "idle_left_ms": left.as_millis() as u64 }),
+    )
 }
 
 #[derive(Deserialize)]
