@@ -546,6 +546,48 @@ fn the_policy_box_gives_secret_runs_reasons_for_keys_and_directories() {
 }
 
 #[test]
+fn typed_passwords_and_values_arrive_byte_for_byte() {
+    // Forms are decoded by the UI's own parser (into wiped buffers): every
+    // escape a browser sends must come out as typed.
+    let env = Env::unlocked();
+    let link = ui::open(&env);
+    let b = ui::login(&link);
+    let awkward = "a+b c&d=e%f/é\"'<x>";
+    let encoded: String = awkward
+        .bytes()
+        .map(|c| match c {
+            b' ' => "+".to_string(),
+            c if c.is_ascii_alphanumeric() => (c as char).to_string(),
+            c => format!("%{c:02X}"),
+        })
+        .collect();
+    let r = b.post(
+        &link,
+        "/secrets/save",
+        &format!("mode=new&template=&key=odd/value&f.value={encoded}&s.value=1"),
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(stdout(&env.cli(&["get", "odd/value"])), awkward);
+    // A malformed escape is refused before anything is stored.
+    let r = b.post(&link, "/secrets/save", "mode=new&key=odd/bad&f.value=%zz");
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(env.cli(&["get", "odd/bad"]).status.code(), Some(4));
+    // The master password, with a '+' and spaces, unlocks.
+    assert_eq!(b.post(&link, "/lock", "").status, 303);
+    let r = b.post(
+        &link,
+        "/unlock",
+        &format!(
+            "password={}",
+            PASSWORD.replace('+', "%2B").replace(' ', "+")
+        ),
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(json(&env.cli(&["status", "--json"]))["state"], "unlocked");
+    env.assert_log_clean(&[awkward]);
+}
+
+#[test]
 fn an_agent_caller_cannot_open_the_ui() {
     let env = Env::unlocked();
     let mut cmd = env.command(&["ui", "--no-open"]);

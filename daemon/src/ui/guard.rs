@@ -16,6 +16,8 @@
 //! Refusals are logged (not audited: a hostile page could send them by the
 //! thousand); they never reach a handler.
 //!
+//! The body of a change is read here once (for the CSRF field) and handed
+//! on as a [`RawBody`], wiped when dropped; the HTTP body left is empty.
 //! [`SESSION_LEFT`] looks at the session without resetting its idle clock
 //! (every other request resets it), so a page or a test can watch it end.
 
@@ -29,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::UiState;
 use super::auth::UiSession;
+use super::form::RawBody;
 
 /// `GET` here answers how long the session has left, and does not count
 /// as activity (the one request that does not).
@@ -182,7 +185,9 @@ async fn check(st: &UiState, req: Request, next: Next) -> Response {
         if !session.csrf_ok(given) {
             return refuse(StatusCode::FORBIDDEN, "missing or wrong CSRF token");
         }
-        Request::from_parts(parts, Body::from(bytes))
+        let mut req = Request::from_parts(parts, Body::empty());
+        req.extensions_mut().insert(RawBody::take(bytes));
+        req
     } else {
         req
     };

@@ -2,10 +2,11 @@
 //! `secretctl_proto::templates`, the same as `set --template`), saving it
 //! through the vault service's `Set`, and generating a password
 //! (`secretctl_proto::generate`, the same as `secretctl generate`).
+//! Submitted values are read from a wiped buffer ([`Fields`]) straight into
+//! the request's self-wiping `FieldInput`s.
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -17,11 +18,12 @@ use secretctl_proto::v1::{
     Binding, BindingList, FieldInput, MetadataRequest, MetadataResponse, SetRequest, TagList,
 };
 use serde::Deserialize;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::{encode, json, state_word};
 use crate::service::vault::VaultService;
 use crate::ui::call::{self, Signed};
+use crate::ui::form::Fields;
 use crate::ui::{UiState, layout};
 
 #[derive(Deserialize, Default)]
@@ -211,22 +213,10 @@ fn error(s: &Signed, state: &str, e: &str) -> Response {
 }
 
 /// `POST /secrets/save`.
-pub async fn save(
-    State(st): State<Arc<UiState>>,
-    s: Signed,
-    Form(mut pairs): Form<Vec<(String, String)>>,
-) -> Response {
+pub async fn save(State(st): State<Arc<UiState>>, s: Signed, form: Fields) -> Response {
     let state = state_word(&st.session);
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
-    let key = get("key").trim().to_string();
-    let new = get("mode") == "new";
-    let template = get("template").to_string();
+    let key = form.text("key").trim().to_string();
+    let new = form.text("mode") == "new";
     let svc = VaultService::new(st.session.clone());
     if new {
         let exists = svc
@@ -240,10 +230,8 @@ pub async fn save(
             );
         }
     }
-    let req = build(&pairs, &key, new, &template);
-    for (_, v) in &mut pairs {
-        v.zeroize();
-    }
+    let req = build(&form, &key, new, form.text("template"));
+    drop(form);
     let req = match req {
         Ok(r) => r,
         Err(e) => return error(&s, state, &e),
@@ -258,13 +246,8 @@ pub async fn save(
 }
 
 /// The `Set` request of a submitted form.
-fn build(
-    pairs: &[(String, String)],
-    key: &str,
-    new: bool,
-    template: &str,
-) -> Result<SetRequest, String> {
-    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+fn build(form: &Fields, key: &str, new: bool, template: &str) -> Result<SetRequest, String> {
+    let get = |k: &str| form.get(k);
     let tpl = templates::fields(template);
     let mut fields = Vec::new();
     let mut push = |name: &str, value: &str| {
@@ -277,7 +260,7 @@ fn build(
             hint: t.map(|t| t.hint.to_string()).unwrap_or_default(),
         });
     };
-    for (name, value) in pairs {
+    for (name, value) in form.iter() {
         if let Some(field) = name.strip_prefix("f.")
             && !value.is_empty()
         {
@@ -330,21 +313,23 @@ fn build(
     })
 }
 
-#[derive(Deserialize)]
-pub struct GenerateForm {
-    #[serde(default = "default_length")]
-    length: usize,
-}
-
-fn default_length() -> usize {
-    24
-}
-
 /// `POST /generate`: a password from the OS random source, for a form
 /// field the user is filling (not stored, not logged).
-pub async fn generate(_s: Signed, Form(g): Form<GenerateForm>) -> Response {
+pub async fn generate(_s: Signed, form: Fields) -> Response {
+    let length = match form.text("length").trim() {
+        "" => 24,
+        n => match n.parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({ "error": "length: give a number" }),
+                );
+            }
+        },
+    };
     let made = Recipe::new(&Classes {
-        length: g.length.min(128),
+        length: length.min(128),
         ..Classes::default()
     })
     .and_then(|r| r.password(&mut Rng::new()));
@@ -364,15 +349,17 @@ pub async fn generate(_s: Signed, Form(g): Form<GenerateForm>) -> Response {
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+    fn form(p: &[(&str, &str)]) -> Fields {
+        let body: Vec<String> = p
+            .iter()
+            .map(|(a, b)| format!("{}={}", super::super::encode(a), super::super::encode(b)))
+            .collect();
+        Fields::parse(body.join("&").as_bytes()).unwrap()
     }
 
     #[test]
     fn a_template_form_becomes_the_same_request_as_set_template() {
-        let p = pairs(&[
+        let p = form(&[
             ("key", "web/login"),
             ("f.username", "alice"),
             ("f.password", "pw-123456789"),
@@ -385,13 +372,14 @@ mod tests {
         assert_eq!(r.fields[0].sensitive, Some(false));
         assert_eq!(r.fields[1].sensitive, Some(true));
         assert_eq!(r.fields[1].hint, "account password");
-        assert_eq!(r.tags.unwrap().tags, ["web", "prod"]);
+        assert_eq!(r.tags.clone().unwrap().tags, ["web", "prod"]);
         assert_eq!(r.expires_at, None);
-        assert_eq!(r.default_bindings.unwrap().bindings.len(), 2);
-        let p = pairs(&[("f.api_key", "k-123456789")]);
+        assert_eq!(r.default_bindings.clone().unwrap().bindings.len(), 2);
+        let p = form(&[("f.api_key", "k-123456789")]);
         let r = build(&p, "svc/api", true, "api").unwrap();
         let bound: Vec<String> = r
             .default_bindings
+            .clone()
             .unwrap()
             .bindings
             .into_iter()
@@ -402,18 +390,18 @@ mod tests {
 
     #[test]
     fn edits_keep_what_is_left_empty() {
-        let p = pairs(&[("f.password", ""), ("expires", "never")]);
+        let p = form(&[("f.password", ""), ("expires", "never")]);
         let r = build(&p, "k", false, "").unwrap();
         assert!(r.fields.is_empty());
         assert_eq!(r.expires_at, Some(0));
         assert!(r.default_bindings.is_none());
         assert!(
-            build(&pairs(&[]), "k", true, "").is_err(),
+            build(&form(&[]), "k", true, "").is_err(),
             "a new secret needs a value"
         );
         assert!(
             build(
-                &pairs(&[("f.value", "x"), ("expires", "soon")]),
+                &form(&[("f.value", "x"), ("expires", "soon")]),
                 "k",
                 true,
                 ""

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -11,11 +10,11 @@ use maud::html;
 use secretctl_proto::v1::daemon_server::Daemon;
 use secretctl_proto::v1::{LockRequest, StatusRequest, UnlockRequest};
 use serde::Deserialize;
-use zeroize::Zeroizing;
 
 use super::{done, json, state_word};
 use crate::service::daemon::DaemonService;
 use crate::ui::call::{self, Signed};
+use crate::ui::form::Fields;
 use crate::ui::{UiState, layout};
 
 #[derive(Deserialize, Default)]
@@ -119,17 +118,10 @@ pub async fn left(State(st): State<Arc<UiState>>, s: Signed) -> Response {
     )
 }
 
-#[derive(Deserialize)]
-pub struct Unlock {
-    password: String,
-    #[serde(default)]
-    timeout: String,
-}
-
-/// `POST /unlock`.
-pub async fn unlock(State(st): State<Arc<UiState>>, s: Signed, Form(f): Form<Unlock>) -> Response {
-    let password = Zeroizing::new(f.password.into_bytes());
-    let timeout_secs = match f.timeout.trim() {
+/// `POST /unlock`: the password goes from the wiped form buffer into the
+/// request (which wipes itself), never through a plain `String`.
+pub async fn unlock(State(st): State<Arc<UiState>>, s: Signed, f: Fields) -> Response {
+    let timeout_secs = match f.text("timeout").trim() {
         "" => 0,
         t => match secretctl_proto::duration::parse(t) {
             Ok(d) => d.as_secs().max(1),
@@ -138,9 +130,10 @@ pub async fn unlock(State(st): State<Arc<UiState>>, s: Signed, Form(f): Form<Unl
     };
     let svc = DaemonService::new(st.session.clone());
     let req = UnlockRequest {
-        password: password.to_vec(),
+        password: f.text("password").as_bytes().to_vec(),
         timeout_secs,
     };
+    drop(f);
     match call::answer(svc.unlock(call::request(&s, req)).await) {
         Ok(_) => done("/", "unlocked"),
         Err(e) => render(&st, &s, None, Some(&e)).await,
