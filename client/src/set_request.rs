@@ -258,6 +258,7 @@ impl SetPlan<'_> {
                     .collect(),
             }),
             default_bindings: self.default_bindings(),
+            remove_fields: None,
         })
     }
 

@@ -98,6 +98,7 @@ impl Set {
             expires_at: self.expires_at,
             bindings: self.bindings.as_deref().map(binding_list),
             default_bindings: self.default_bindings.as_deref().map(binding_list),
+            remove_fields: None,
         }
     }
 }

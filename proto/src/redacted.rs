@@ -73,6 +73,7 @@ impl fmt::Debug for SetRequest {
             .field("tags", &self.tags)
             .field("expires_at", &self.expires_at)
             .field("bindings", &self.bindings)
+            .field("remove_fields", &self.remove_fields)
             .finish()
     }
 }

@@ -545,6 +545,138 @@ fn the_policy_box_gives_secret_runs_reasons_for_keys_and_directories() {
     env.assert_log_clean(&[PLAIN]);
 }
 
+/// (action, success) of the records from the UI that name `key`.
+fn ui_records(env: &Env, key: &str) -> Vec<(String, bool)> {
+    audit_text(env)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| {
+            r["source"] == "ui"
+                && r["keys"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == key))
+        })
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_string(),
+                r["success"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_edit_form_removes_fields_and_changes_bindings() {
+    let env = Env::unlocked();
+    let out = env.cli(&[
+        "set",
+        "prod/db",
+        "--field",
+        "host=db.internal",
+        "--field",
+        "username=app",
+        "--field",
+        &format!("password={DB_PW}"),
+        "--field",
+        "legacy=old-value-1234567",
+        "--sensitive",
+        "password",
+        "--binding",
+        "PGHOST=host",
+        "--binding",
+        "PGLEGACY=legacy",
+    ]);
+    assert_ok(&out, "set prod/db");
+    let meta = || {
+        let v = json(&env.cli(&["get", "prod/db", "--show-metadata", "--json"]));
+        let m = if v.get("fields").is_some() {
+            v.clone()
+        } else {
+            v["meta"].clone()
+        };
+        let fields: Vec<String> = m["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect();
+        let bindings: Vec<String> = m["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                format!(
+                    "{}={}",
+                    b["env"].as_str().unwrap(),
+                    b["field"].as_str().unwrap()
+                )
+            })
+            .collect();
+        (fields, bindings)
+    };
+    let link = ui::open(&env);
+    let b = ui::login(&link);
+    let edit = b.get(&link, "/secrets/edit?key=prod/db");
+    assert!(edit.body.contains(r#"name="rm.legacy""#), "{}", edit.body);
+    assert!(edit.body.contains("PGLEGACY=legacy"), "{}", edit.body);
+    assert!(!edit.body.contains(DB_PW));
+
+    // Removing a field that a kept binding names: refused, nothing changed.
+    let before = meta();
+    let r = b.post(
+        &link,
+        "/secrets/save",
+        "mode=edit&key=prod/db&rm.legacy=1&bindings=PGHOST%3Dhost%0D%0APGLEGACY%3Dlegacy",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body.contains("binding PGLEGACY=legacy names a field"),
+        "{}",
+        r.body
+    );
+    assert_eq!(meta(), before);
+
+    // With the bindings changed too: the field goes, the rest stays.
+    let r = b.post(
+        &link,
+        "/secrets/save",
+        "mode=edit&key=prod/db&rm.legacy=1&bindings=PGHOST%3Dhost%0D%0APGUSER%3Dusername%0D%0APGPASSWORD%3Dpassword",
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+    let (fields, bindings) = meta();
+    assert_eq!(fields, ["host", "username", "password"]);
+    assert_eq!(
+        bindings,
+        ["PGHOST=host", "PGUSER=username", "PGPASSWORD=password"]
+    );
+    assert_eq!(
+        stdout(&env.cli(&["get", "prod/db", "--field", "password"])),
+        DB_PW
+    );
+    assert!(
+        env.cli(&["get", "prod/db", "--field", "legacy"])
+            .status
+            .code()
+            != Some(0)
+    );
+    // An empty box removes every binding.
+    let r = b.post(&link, "/secrets/save", "mode=edit&key=prod/db&bindings=");
+    assert_eq!(r.status, 303, "{r:?}");
+    assert!(meta().1.is_empty());
+    assert_eq!(
+        ui_records(&env, "prod/db")
+            .iter()
+            .filter(|(a, _)| a == "set")
+            .cloned()
+            .collect::<Vec<_>>(),
+        [
+            ("set".to_string(), false),
+            ("set".to_string(), true),
+            ("set".to_string(), true)
+        ]
+    );
+}
+
 #[test]
 fn typed_passwords_and_values_arrive_byte_for_byte() {
     // Forms are decoded by the UI's own parser (into wiped buffers): every

@@ -2,6 +2,9 @@
 //! `secretctl_proto::templates`, the same as `set --template`), saving it
 //! through the vault service's `Set`, and generating a password
 //! (`secretctl_proto::generate`, the same as `secretctl generate`).
+//!
+//! An edit is one `Set` that can also remove fields (`remove_fields`) and replace the bindings
+//! (`bindings`), the same request fields `secretctl set` uses.
 //! Submitted values are read from a wiped buffer ([`Fields`]) straight into
 //! the request's self-wiping `FieldInput`s.
 
@@ -15,7 +18,8 @@ use secretctl_proto::generate::{Classes, Recipe, Rng};
 use secretctl_proto::templates::{self, TemplateField};
 use secretctl_proto::v1::vault_server::Vault as VaultRpc;
 use secretctl_proto::v1::{
-    Binding, BindingList, FieldInput, MetadataRequest, MetadataResponse, SetRequest, TagList,
+    Binding, BindingList, FieldInput, FieldNames, MetadataRequest, MetadataResponse, SetRequest,
+    TagList,
 };
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -107,7 +111,7 @@ pub async fn edit(
     let body = html! {
         p { a href={"/secrets/view?key=" (encode(&m.key))} { "← " (m.key) } }
         h1 { "Edit " span.mono { (m.key) } }
-        p.muted { "Empty value fields keep their current value. Sensitive values are never shown here." }
+        p.muted { "Empty value fields keep their current value. Sensitive values are never shown here. A field ticked 'remove' is deleted with its value when you save." }
         (form(&s, "edit", "", Some(&meta), &fields))
     };
     layout::page(&s, "/secrets", "Edit", state, body)
@@ -172,6 +176,10 @@ fn form(
                             input #{"f" (i)} type="text" name={"f." (f.name)} value=(f.current.as_deref().unwrap_or(""));
                         }
                         label { input type="checkbox" name={"s." (f.name)} value="1" checked[f.sensitive]; " sensitive (masked, never shown to agents)" }
+                        @if mode == "edit" {
+                            " "
+                            label { input type="checkbox" name={"rm." (f.name)} value="1"; " remove this field" }
+                        }
                     }
                 }
                 div.field.row {
@@ -186,6 +194,14 @@ fn form(
                 div.field {
                     label for="expires" { "Expires in (e.g. 90d; 'never' clears" @if mode == "edit" { "; empty keeps it" } ")" }
                     input #expires type="text" name="expires" placeholder="90d";
+                }
+                @if mode == "edit" {
+                    div.field {
+                        label for="bindings" { "Bindings: one ENV=field a line, the variables a run injects instead of the value (empty: none)" }
+                        textarea #bindings.mono name="bindings" rows="3" placeholder="PGPASSWORD=password" {
+                            @for b in &m.bindings { (b.env) "=" (b.field) "\n" }
+                        }
+                    }
                 }
             }
             button.primary #save type="submit" { "Save" }
@@ -217,6 +233,11 @@ pub async fn save(State(st): State<Arc<UiState>>, s: Signed, form: Fields) -> Re
     let state = state_word(&st.session);
     let key = form.text("key").trim().to_string();
     let new = form.text("mode") == "new";
+    let req = match build(&form, &key, new, form.text("template")) {
+        Ok(r) => r,
+        Err(e) => return error(&s, state, &e),
+    };
+    drop(form);
     let svc = VaultService::new(st.session.clone());
     if new {
         let exists = svc
@@ -230,12 +251,6 @@ pub async fn save(State(st): State<Arc<UiState>>, s: Signed, form: Fields) -> Re
             );
         }
     }
-    let req = build(&form, &key, new, form.text("template"));
-    drop(form);
-    let req = match req {
-        Ok(r) => r,
-        Err(e) => return error(&s, state, &e),
-    };
     match call::answer(svc.set(call::request(&s, req)).await) {
         Ok(_) => super::done(
             &format!("/secrets/view?key={}", encode(&key)),
@@ -249,6 +264,7 @@ pub async fn save(State(st): State<Arc<UiState>>, s: Signed, form: Fields) -> Re
 fn build(form: &Fields, key: &str, new: bool, template: &str) -> Result<SetRequest, String> {
     let get = |k: &str| form.get(k);
     let tpl = templates::fields(template);
+    let removed = |name: &str| !new && get(&format!("rm.{name}")).is_some();
     let mut fields = Vec::new();
     let mut push = |name: &str, value: &str| {
         let t = tpl.and_then(|t| t.iter().find(|f| f.name == name));
@@ -263,6 +279,7 @@ fn build(form: &Fields, key: &str, new: bool, template: &str) -> Result<SetReque
     for (name, value) in form.iter() {
         if let Some(field) = name.strip_prefix("f.")
             && !value.is_empty()
+            && !removed(field)
         {
             push(field, value);
         }
@@ -274,6 +291,12 @@ fn build(form: &Fields, key: &str, new: bool, template: &str) -> Result<SetReque
     if new && fields.is_empty() {
         return Err("give at least one value".into());
     }
+    let remove: Vec<String> = form
+        .iter()
+        .filter_map(|(name, _)| name.strip_prefix("rm."))
+        .filter(|_| !new)
+        .map(String::from)
+        .collect();
     let tags: Vec<String> = get("tags")
         .unwrap_or("")
         .split(',')
@@ -288,6 +311,13 @@ fn build(form: &Fields, key: &str, new: bool, template: &str) -> Result<SetReque
             let d = secretctl_proto::duration::parse(d).map_err(|e| format!("expires: {e}"))?;
             Some(crate::vault::now_secs().saturating_add(d.as_secs() as i64))
         }
+    };
+    // The bindings box (edits) replaces the bindings, as `set --binding`.
+    let bindings = match get("bindings").filter(|_| !new) {
+        Some(text) => Some(BindingList {
+            bindings: bindings(text)?,
+        }),
+        None => None,
     };
     // A template's default bindings, for the fields the form filled in.
     let default_bindings = new.then(|| BindingList {
@@ -308,9 +338,30 @@ fn build(form: &Fields, key: &str, new: bool, template: &str) -> Result<SetReque
         url: get("url").map(|u| u.trim().to_string()),
         tags: Some(TagList { tags }),
         expires_at,
-        bindings: None,
+        bindings,
         default_bindings: default_bindings.filter(|b| !b.bindings.is_empty()),
+        remove_fields: (!remove.is_empty()).then_some(FieldNames { names: remove }),
     })
+}
+
+/// `ENV=field` lines (or comma-separated) as bindings; the daemon checks
+/// the names and that the fields exist.
+fn bindings(text: &str) -> Result<Vec<Binding>, String> {
+    text.split(['\n', ','])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_once('=') {
+            Some((env, field)) if !env.trim().is_empty() && !field.trim().is_empty() => {
+                Ok(Binding {
+                    env: env.trim().to_string(),
+                    field: field.trim().to_string(),
+                })
+            }
+            _ => Err(format!(
+                "bindings: '{l}' is not ENV=field (one binding a line)"
+            )),
+        })
+        .collect()
 }
 
 /// `POST /generate`: a password from the OS random source, for a form
@@ -395,6 +446,7 @@ mod tests {
         assert!(r.fields.is_empty());
         assert_eq!(r.expires_at, Some(0));
         assert!(r.default_bindings.is_none());
+        assert!(r.bindings.is_none() && r.remove_fields.is_none());
         assert!(
             build(&form(&[]), "k", true, "").is_err(),
             "a new secret needs a value"
@@ -408,5 +460,41 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn edits_remove_fields_and_replace_bindings() {
+        let p = form(&[
+            ("f.user", "bob"),
+            ("f.old", "ignored-because-removed"),
+            ("rm.old", "1"),
+            ("bindings", "DB_USER=user\r\n DB_PASS = password ,\n"),
+        ]);
+        let r = build(&p, "db", false, "").unwrap();
+        let names: Vec<&str> = r.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["user"], "a removed field is not also set");
+        assert_eq!(r.remove_fields.clone().unwrap().names, ["old"]);
+        let b: Vec<(String, String)> = r
+            .bindings
+            .clone()
+            .unwrap()
+            .bindings
+            .into_iter()
+            .map(|b| (b.env, b.field))
+            .collect();
+        assert_eq!(
+            b,
+            [
+                ("DB_USER".to_string(), "user".to_string()),
+                ("DB_PASS".to_string(), "password".to_string())
+            ]
+        );
+        // An empty box clears them; a line without '=' is refused.
+        let r = build(&form(&[("bindings", "")]), "db", false, "").unwrap();
+        assert!(r.bindings.unwrap().bindings.is_empty());
+        assert!(build(&form(&[("bindings", "JUST_A_NAME")]), "db", false, "").is_err());
+        // An add has no remove boxes or bindings box to honour.
+        let r = build(&form(&[("f.value", "v"), ("rm.value", "1")]), "k", true, "").unwrap();
+        assert!(r.remove_fields.is_none() && r.bindings.is_none());
     }
 }
