@@ -259,6 +259,7 @@ impl SetPlan<'_> {
             }),
             default_bindings: self.default_bindings(),
             remove_fields: None,
+            create_only: false,
         })
     }
 

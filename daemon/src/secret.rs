@@ -147,6 +147,12 @@ fn check_url(url: &str) -> Result<(), Invalid> {
 /// on the record the request would produce, before anything is sealed.
 pub fn check_set(current: Option<&SecretRecord>, req: &SetRequest) -> Result<(), Invalid> {
     check_key(&req.key)?;
+    if req.create_only && current.is_some() {
+        return invalid(format!(
+            "secret '{}' already exists: edit it instead",
+            req.key
+        ));
+    }
     let mut new_names = std::collections::HashSet::new();
     for f in &req.fields {
         check_field_name(&f.name)?;
@@ -632,6 +638,16 @@ mod tests {
             apply_set(Some(one), &last, 2, fake_seal).is_err(),
             "no field left"
         );
+    }
+
+    #[test]
+    fn create_only_refuses_an_existing_key() {
+        let mut req = set("k", vec![field("value", "v")]);
+        req.create_only = true;
+        let (rec, created) = apply_set(None, &req, 1, fake_seal).unwrap();
+        assert!(created);
+        let e = apply_set(Some(rec), &req, 2, fake_seal).unwrap_err();
+        assert!(e.0.contains("already exists"), "{e}");
     }
 
     #[test]

@@ -99,6 +99,7 @@ impl Set {
             bindings: self.bindings.as_deref().map(binding_list),
             default_bindings: self.default_bindings.as_deref().map(binding_list),
             remove_fields: None,
+            create_only: false,
         }
     }
 }

@@ -74,6 +74,7 @@ impl fmt::Debug for SetRequest {
             .field("expires_at", &self.expires_at)
             .field("bindings", &self.bindings)
             .field("remove_fields", &self.remove_fields)
+            .field("create_only", &self.create_only)
             .finish()
     }
 }

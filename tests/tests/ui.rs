@@ -566,6 +566,38 @@ fn ui_records(env: &Env, key: &str) -> Vec<(String, bool)> {
 }
 
 #[test]
+fn adding_a_secret_leaves_exactly_its_set_in_the_audit_log() {
+    let env = Env::unlocked();
+    let link = ui::open(&env);
+    let b = ui::login(&link);
+    let r = b.post(
+        &link,
+        "/secrets/save",
+        &format!("mode=new&template=&key=svc/new&f.value={PLAIN}&s.value=1"),
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(ui_records(&env, "svc/new"), [("set".to_string(), true)]);
+    // Adding it again is refused by the same Set (create_only), once.
+    let r = b.post(
+        &link,
+        "/secrets/save",
+        "mode=new&template=&key=svc/new&f.value=another-value-123456&s.value=1",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("already exists"), "{}", r.body);
+    assert_eq!(
+        ui_records(&env, "svc/new"),
+        [("set".to_string(), true), ("set".to_string(), false)]
+    );
+    assert_eq!(
+        stdout(&env.cli(&["get", "svc/new"])),
+        PLAIN,
+        "not overwritten"
+    );
+    assert!(!audit_text(&env).contains(PLAIN));
+}
+
+#[test]
 fn the_edit_form_removes_fields_and_changes_bindings() {
     let env = Env::unlocked();
     let out = env.cli(&[

@@ -3,7 +3,9 @@
 //! through the vault service's `Set`, and generating a password
 //! (`secretctl_proto::generate`, the same as `secretctl generate`).
 //!
-//! An edit is one `Set` that can also remove fields (`remove_fields`) and replace the bindings
+//! An add is one `Set` with `create_only` (refused if the key exists, in
+//! the same transaction: no look-up first). An edit is one `Set` that can
+//! also remove fields (`remove_fields`) and replace the bindings
 //! (`bindings`), the same request fields `secretctl set` uses.
 //! Submitted values are read from a wiped buffer ([`Fields`]) straight into
 //! the request's self-wiping `FieldInput`s.
@@ -239,18 +241,6 @@ pub async fn save(State(st): State<Arc<UiState>>, s: Signed, form: Fields) -> Re
     };
     drop(form);
     let svc = VaultService::new(st.session.clone());
-    if new {
-        let exists = svc
-            .get_metadata(call::request(&s, MetadataRequest { key: key.clone() }))
-            .await;
-        if exists.is_ok() {
-            return error(
-                &s,
-                state,
-                &format!("'{key}' already exists: edit it instead"),
-            );
-        }
-    }
     match call::answer(svc.set(call::request(&s, req)).await) {
         Ok(_) => super::done(
             &format!("/secrets/view?key={}", encode(&key)),
@@ -341,6 +331,7 @@ fn build(form: &Fields, key: &str, new: bool, template: &str) -> Result<SetReque
         bindings,
         default_bindings: default_bindings.filter(|b| !b.bindings.is_empty()),
         remove_fields: (!remove.is_empty()).then_some(FieldNames { names: remove }),
+        create_only: new,
     })
 }
 
@@ -425,6 +416,7 @@ mod tests {
         assert_eq!(r.fields[1].hint, "account password");
         assert_eq!(r.tags.clone().unwrap().tags, ["web", "prod"]);
         assert_eq!(r.expires_at, None);
+        assert!(r.create_only, "an add never updates");
         assert_eq!(r.default_bindings.clone().unwrap().bindings.len(), 2);
         let p = form(&[("f.api_key", "k-123456789")]);
         let r = build(&p, "svc/api", true, "api").unwrap();
@@ -446,7 +438,7 @@ mod tests {
         assert!(r.fields.is_empty());
         assert_eq!(r.expires_at, Some(0));
         assert!(r.default_bindings.is_none());
-        assert!(r.bindings.is_none() && r.remove_fields.is_none());
+        assert!(r.bindings.is_none() && r.remove_fields.is_none() && !r.create_only);
         assert!(
             build(&form(&[]), "k", true, "").is_err(),
             "a new secret needs a value"
