@@ -285,6 +285,8 @@ impl SetPlan<'_> {
             }),
             default_bindings: self.default_bindings(),
             proxy_hosts: secret_hosts,
+            remove_fields: None,
+            create_only: false,
         })
     }
 

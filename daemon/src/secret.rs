@@ -147,6 +147,12 @@ fn check_url(url: &str) -> Result<(), Invalid> {
 /// on the record the request would produce, before anything is sealed.
 pub fn check_set(current: Option<&SecretRecord>, req: &SetRequest) -> Result<(), Invalid> {
     check_key(&req.key)?;
+    if req.create_only && current.is_some() {
+        return invalid(format!(
+            "secret '{}' already exists: edit it instead",
+            req.key
+        ));
+    }
     let mut new_names = std::collections::HashSet::new();
     for f in &req.fields {
         check_field_name(&f.name)?;
@@ -165,18 +171,43 @@ pub fn check_set(current: Option<&SecretRecord>, req: &SetRequest) -> Result<(),
     }
     // The field names the stored record will have.
     let old = current.map(|r| r.fields.as_slice()).unwrap_or_default();
+    let removed = removed_fields(req);
+    for (i, name) in removed.iter().enumerate() {
+        if !old.iter().any(|f| f.name == *name) {
+            return invalid(format!(
+                "secret '{}' has no field '{name}' to remove",
+                req.key
+            ));
+        }
+        if new_names.contains(name) || removed[..i].contains(name) {
+            return invalid(format!("field '{name}' is removed and also given"));
+        }
+    }
     let added = new_names
         .iter()
         .filter(|n| !old.iter().any(|f| f.name == **n))
         .count();
-    let has = |name: &str| new_names.contains(name) || old.iter().any(|f| f.name == name);
-    if old.len() + added == 0 {
+    let has = |name: &str| {
+        new_names.contains(name) || (old.iter().any(|f| f.name == name) && !removed.contains(&name))
+    };
+    if req.bindings.is_none()
+        && let Some(b) = current
+            .into_iter()
+            .flat_map(|c| &c.bindings)
+            .find(|b| removed.contains(&b.field.as_str()))
+    {
+        return invalid(format!(
+            "binding {}={} names field '{}', which is removed: change the bindings too",
+            b.env, b.field, b.field
+        ));
+    }
+    if old.len() - removed.len() + added == 0 {
         return invalid(format!(
             "secret '{}' needs at least one field with a value",
             req.key
         ));
     }
-    if old.len() + added > MAX_FIELDS {
+    if old.len() - removed.len() + added > MAX_FIELDS {
         return invalid(format!("a secret has at most {MAX_FIELDS} fields"));
     }
     if let Some(exact) = &req.sensitive_exact
@@ -258,6 +289,15 @@ pub fn proxied_to<'a>(
     }
 }
 
+/// The names a request removes.
+fn removed_fields(req: &SetRequest) -> Vec<&str> {
+    req.remove_fields
+        .iter()
+        .flat_map(|r| &r.names)
+        .map(String::as_str)
+        .collect()
+}
+
 /// Applies a `set` request to the current record (if any): checks it whole
 /// ([`check_set`]), then seals the new values with `seal`. Returns the new
 /// record and whether it was created. A sealing failure is `seal`'s own
@@ -274,6 +314,8 @@ pub fn apply_set<E: From<Invalid>>(
         created_at: now,
         ..Default::default()
     });
+    let removed = removed_fields(req);
+    rec.fields.retain(|f| !removed.contains(&f.name.as_str()));
     for f in &req.fields {
         let sealed = seal(Slot::Field(&f.name), &f.value)?;
         match rec.fields.iter_mut().find(|x| x.name == f.name) {
@@ -585,6 +627,78 @@ mod tests {
         assert!(!created);
         assert_eq!(rec.bindings.len(), 1);
         assert!(!rec.fields[0].sensitive && rec.fields[1].sensitive);
+    }
+
+    #[test]
+    fn fields_are_removed_only_when_nothing_is_left_pointing_at_them() {
+        let mut first = set(
+            "db",
+            vec![field("user", "u"), field("pw", "p"), field("old", "o")],
+        );
+        let bind = |pairs: &[(&str, &str)]| {
+            Some(BindingList {
+                bindings: pairs
+                    .iter()
+                    .map(|(e, f)| v1::Binding {
+                        env: (*e).into(),
+                        field: (*f).into(),
+                    })
+                    .collect(),
+            })
+        };
+        first.bindings = bind(&[("DB_USER", "user"), ("DB_OLD", "old")]);
+        let (rec, _) = apply_set(None, &first, 1, fake_seal).unwrap();
+        let remove = |names: &[&str]| {
+            let mut r = set("db", vec![]);
+            r.remove_fields = Some(FieldNames {
+                names: names.iter().map(|n| n.to_string()).collect(),
+            });
+            r
+        };
+        // A kept binding names the field: refused, whole.
+        let e = apply_set(Some(rec.clone()), &remove(&["old"]), 2, fake_seal).unwrap_err();
+        assert!(e.0.contains("DB_OLD=old"), "{e}");
+        // With new bindings it goes, value and all.
+        let mut req = remove(&["old"]);
+        req.bindings = bind(&[("DB_USER", "user")]);
+        let (after, _) = apply_set(Some(rec.clone()), &req, 2, fake_seal).unwrap();
+        let names: Vec<&str> = after.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["user", "pw"]);
+        assert_eq!(after.bindings.len(), 1);
+        // A field it does not have, one given twice or also set, the last
+        // field, or a binding to a removed field: refused.
+        let mut both = remove(&["pw"]);
+        both.fields = vec![field("pw", "new")];
+        let mut bound_to_removed = remove(&["pw"]);
+        bound_to_removed.bindings = bind(&[("DB_PW", "pw")]);
+        for bad in [
+            remove(&["nope"]),
+            remove(&["pw", "pw"]),
+            both,
+            bound_to_removed,
+        ] {
+            assert!(
+                apply_set(Some(rec.clone()), &bad, 2, fake_seal).is_err(),
+                "{bad:?}"
+            );
+        }
+        let (one, _) = apply_set(None, &set("k", vec![field("value", "v")]), 1, fake_seal).unwrap();
+        let mut last = remove(&["value"]);
+        last.key = "k".into();
+        assert!(
+            apply_set(Some(one), &last, 2, fake_seal).is_err(),
+            "no field left"
+        );
+    }
+
+    #[test]
+    fn create_only_refuses_an_existing_key() {
+        let mut req = set("k", vec![field("value", "v")]);
+        req.create_only = true;
+        let (rec, created) = apply_set(None, &req, 1, fake_seal).unwrap();
+        assert!(created);
+        let e = apply_set(Some(rec), &req, 2, fake_seal).unwrap_err();
+        assert!(e.0.contains("already exists"), "{e}");
     }
 
     #[test]

@@ -199,6 +199,7 @@ impl Session {
             .take();
         self.deadline_tx.send_replace(None);
         if was.is_some() {
+            crate::security::forget();
             tracing::info!(?reason, "vault locked");
             let mut rec = match who {
                 Some(conn) => conn.event("lock", "cli"),

@@ -378,6 +378,12 @@ impl Txn<'_> {
     }
 }
 
+/// A value no store of this process had before (see [`Store::generation`]).
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
 /// The open vault file.
 ///
 /// After an I/O error (a full disk, say) redb refuses every later write
@@ -390,6 +396,10 @@ pub struct Store {
     path: PathBuf,
     /// Number of secrets, kept in memory so `Status` never touches disk.
     count: std::sync::atomic::AtomicU64,
+    /// The secrets table's version: a fresh [`next_generation`] after every
+    /// commit that may have changed it (caches of what the secrets say are
+    /// keyed by it; see [`Store::generation`]).
+    generation: std::sync::atomic::AtomicU64,
     /// Set once a restore replaced the file: every later write fails.
     retired: std::sync::atomic::AtomicBool,
 }
@@ -425,6 +435,7 @@ impl Store {
             broken: Default::default(),
             path: path.to_path_buf(),
             count: Default::default(),
+            generation: std::sync::atomic::AtomicU64::new(next_generation()),
             retired: Default::default(),
         }
     }
@@ -467,6 +478,7 @@ impl Store {
         *slot = Some(std::sync::Arc::new(db));
         self.broken.store(false, Ordering::SeqCst);
         drop(slot);
+        self.generation.store(next_generation(), Ordering::SeqCst);
         if let Ok(n) = self.count_on_disk() {
             self.count.store(n, Ordering::SeqCst);
         }
@@ -671,6 +683,7 @@ impl Store {
         let (out, delta) = out;
         txn.commit().map_err(|e| self.err(e))?;
         self.count.fetch_add(delta as u64, Ordering::SeqCst);
+        self.generation.store(next_generation(), Ordering::SeqCst);
         Ok(out)
     }
 
@@ -718,6 +731,14 @@ impl Store {
         self.count.load(Ordering::SeqCst)
     }
 
+    /// The secrets table's version in this process: it changes with every
+    /// committed write of a secret (and when the file is opened again), and
+    /// no two stores ever share a value, so a cache keyed by it is never
+    /// served for another vault file or an older state of this one.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     fn count_on_disk(&self) -> Result<u64, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         match txn.open_table(SECRETS) {
@@ -740,7 +761,9 @@ impl Store {
             let mut t = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
             t.insert(key, bytes).map_err(|e| self.err(e))?;
         }
-        txn.commit().map_err(|e| self.err(e))
+        txn.commit().map_err(|e| self.err(e))?;
+        self.generation.store(next_generation(), Ordering::SeqCst);
+        Ok(())
     }
 
     /// A consistent view of the whole file at this instant: a redb read

@@ -794,6 +794,12 @@ impl Vault {
         self.store.count()
     }
 
+    /// The secrets' version: changes with every stored change of a secret
+    /// ([`Store::generation`]).
+    pub fn generation(&self) -> u64 {
+        self.store.generation()
+    }
+
     /// The underlying store (raw access for tests and maintenance tools).
     pub fn store(&self) -> &Store {
         &self.store

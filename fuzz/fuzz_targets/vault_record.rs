@@ -15,7 +15,9 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use secretctl_proto::v1::{Binding, BindingList, FieldInput, FieldNames, SetRequest, TagList};
+use secretctl_proto::v1::{
+    Binding, BindingList, FieldInput, FieldNames, HostList, SetRequest, TagList,
+};
 use secretctld::secret::{self, Invalid, Slot};
 use secretctld::store::{SealedRecord, SecretRecord, SecretSummary};
 
@@ -47,6 +49,7 @@ struct Field {
     sensitive: Option<bool>,
     kind: String,
     hint: String,
+    proxy_hosts: Option<Vec<Name>>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -60,6 +63,25 @@ struct Set {
     expires_at: Option<i64>,
     bindings: Option<Vec<(Name, Name)>>,
     default_bindings: Option<Vec<(Name, Name)>>,
+    proxy_hosts: Option<Vec<Name>>,
+    remove_fields: Option<Vec<Name>>,
+    create_only: bool,
+}
+
+/// Proxy host patterns: valid ones, near misses, or anything.
+const HOSTS: [&str; 6] = [
+    "api.github.com",
+    "*.example.com",
+    "localhost",
+    "*.com",
+    "a..b",
+    "API.Example.COM.",
+];
+
+fn host_list(h: &[Name]) -> HostList {
+    HostList {
+        hosts: h.iter().map(|n| n.of(&HOSTS)).collect(),
+    }
 }
 
 fn binding_list(b: &[(Name, Name)]) -> BindingList {
@@ -87,6 +109,7 @@ impl Set {
                     sensitive: f.sensitive,
                     kind: f.kind.clone(),
                     hint: f.hint.clone(),
+                    proxy_hosts: f.proxy_hosts.as_deref().map(host_list),
                 })
                 .collect(),
             sensitive_exact: self.sensitive_exact.as_ref().map(|n| FieldNames {
@@ -98,6 +121,11 @@ impl Set {
             expires_at: self.expires_at,
             bindings: self.bindings.as_deref().map(binding_list),
             default_bindings: self.default_bindings.as_deref().map(binding_list),
+            remove_fields: self.remove_fields.as_ref().map(|n| FieldNames {
+                names: n.iter().map(|n| n.of(&NAMES)).collect(),
+            }),
+            create_only: self.create_only,
+            proxy_hosts: self.proxy_hosts.as_deref().map(host_list),
         }
     }
 }
@@ -141,6 +169,10 @@ fn apply(current: Option<SecretRecord>, req: &SetRequest, now: i64) -> Option<Se
 /// Every rule a stored record keeps.
 fn check_valid(rec: &SecretRecord) {
     assert!(!rec.fields.is_empty() && rec.fields.len() <= secret::MAX_FIELDS);
+    // Proxy hosts are stored canonical: each parses to itself.
+    for h in rec.proxy_hosts.iter().chain(rec.fields.iter().flat_map(|f| &f.proxy_hosts)) {
+        assert_eq!(secretctl_proto::proxy_hosts::parse(h).as_deref(), Ok(h.as_str()));
+    }
     for (i, f) in rec.fields.iter().enumerate() {
         secret::check_field_name(&f.name).unwrap();
         assert!(f.value.is_some(), "field {} has no value", f.name);

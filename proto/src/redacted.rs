@@ -74,6 +74,8 @@ impl fmt::Debug for SetRequest {
             .field("tags", &self.tags)
             .field("expires_at", &self.expires_at)
             .field("bindings", &self.bindings)
+            .field("remove_fields", &self.remove_fields)
+            .field("create_only", &self.create_only)
             .field("proxy_hosts", &self.proxy_hosts)
             .finish()
     }

@@ -247,18 +247,41 @@ fn changes_need_our_origin_and_the_session_csrf_token() {
 #[test]
 fn a_session_expires_when_idle() {
     let mut env = Env::new();
-    env.write_config("ui:\n  session_timeout: 1s\n");
+    env.write_config("ui:\n  session_timeout: 2s\n");
     env.start();
     env.init();
     let link = ui::open(&env);
     let b = ui::login(&link);
     assert_eq!(b.get(&link, "/").status, 200);
-    // Every request resets the session's idle clock, so it cannot be
-    // polled: the test waits out the timeout itself (the thing tested).
-    std::thread::sleep(Duration::from_millis(1500));
+    // Every other request resets the session's idle clock; /session/left
+    // only reads it, so the test watches the session run out.
+    let mut seen: Vec<u64> = Vec::new();
+    poll_until("the session expires", Duration::from_secs(30), || {
+        let r = b.get(&link, "/session/left");
+        if r.status == 401 {
+            return true;
+        }
+        assert_eq!(r.status, 200, "{r:?}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let left = v["idle_left_ms"].as_u64().expect("idle_left_ms");
+        assert!(left <= 2000, "{left}");
+        if let Some(last) = seen.last() {
+            assert!(
+                left <= *last,
+                "asking reset the clock: {left} ms after {last} ms"
+            );
+        }
+        seen.push(left);
+        false
+    });
+    assert!(
+        !seen.is_empty(),
+        "the session was alive after the first page"
+    );
     assert_eq!(b.get(&link, "/").status, 401);
     let r = b.post(&link, "/lock", "");
     assert_eq!(r.status, 401);
+    assert_eq!(b.get(&link, "/session/left").status, 401);
 }
 
 #[test]
@@ -426,6 +449,306 @@ fn the_policy_box_answers_like_secret_run() {
     let env_cmd = b.get(&link, "/policy?cmd=env&cwd=%2Ftmp");
     assert!(env_cmd.body.contains("always denied"), "{}", env_cmd.body);
     assert!(yes.body.contains("applied"));
+}
+
+/// The text after "✗ refused: " in the policy page's verdict, unescaped.
+fn refusal(page: &str) -> String {
+    let after = page
+        .split("✗ refused: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no refusal in {page}"));
+    after
+        .split("</p>")
+        .next()
+        .unwrap()
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// An agent's `secretctl run` (the checks of `secret_run`) in `cwd`.
+fn agent_run(env: &Env, cwd: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    let mut cmd = env.command(&all);
+    cmd.env("CLAUDECODE", "1").current_dir(cwd);
+    run(cmd, None)
+}
+
+#[test]
+fn the_policy_box_gives_secret_runs_reasons_for_keys_and_directories() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::unlocked();
+    env.set("app/token", PLAIN);
+    env.write_policy("version: 1\ndefault_action: deny\nallowed_commands: [ls, ./build.sh]\n");
+    env.apply_policy();
+    let with = env.dir.path().join("with-script");
+    let without = env.dir.path().join("without-script");
+    std::fs::create_dir_all(&with).unwrap();
+    std::fs::create_dir_all(&without).unwrap();
+    let script = with.join("build.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let link = ui::open(&env);
+    let b = ui::login(&link);
+    let ask = |cmd: &str, cwd: &std::path::Path, keys: &str| {
+        let q = format!(
+            "/policy?cmd={}&cwd={}&keys={}",
+            cmd.replace(' ', "+").replace('/', "%2F"),
+            cwd.display().to_string().replace('/', "%2F"),
+            keys.replace('/', "%2F")
+        );
+        let r = b.get(&link, &q);
+        assert_eq!(r.status, 200, "{q}: {}", r.body);
+        r.body
+    };
+
+    // Allowed, and the key exists: it would run, injecting APP_TOKEN.
+    let yes = ask("ls -l", &without, "app/token");
+    assert!(yes.contains("would run"), "{yes}");
+    assert!(yes.contains("APP_TOKEN"), "{yes}");
+    assert!(!yes.contains(PLAIN), "no value on the page");
+
+    // Allowed command, missing key: "no", with secret_run's reason.
+    let page = ask("ls -l", &without, "no/such");
+    let why = refusal(&page);
+    assert!(why.contains("no secret named 'no/such'"), "{why}");
+    let out = agent_run(&env, &without, &["-k", "no/such", "--", "ls", "-l"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&why), "{why:?} vs {}", stderr(&out));
+
+    // An allowed ./build.sh, from a directory without it: "no", same reason.
+    assert!(ask("./build.sh", &with, "app/token").contains("would run"));
+    let page = ask("./build.sh", &without, "app/token");
+    let why = refusal(&page);
+    let out = agent_run(&env, &without, &["-k", "app/token", "--", "./build.sh"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&why), "{why:?} vs {}", stderr(&out));
+
+    // A directory that is not there: refused by the run's own check.
+    let page = ask("ls", std::path::Path::new("/no/such/dir"), "app/token");
+    assert!(
+        refusal(&page).contains("is not an existing absolute directory"),
+        "{page}"
+    );
+    // An argument naming an injected variable, for a non-shell.
+    let page = ask("ls $APP_TOKEN", &without, "app/token");
+    assert!(refusal(&page).contains("APP_TOKEN"), "{page}");
+    let audit = audit_text(&env);
+    assert!(audit.contains(r#""action":"policy_would_run","source":"ui""#));
+    assert!(
+        audit.contains("no secret named 'no/such'"),
+        "the refusal is audited"
+    );
+    env.assert_log_clean(&[PLAIN]);
+}
+
+/// (action, success) of the records from the UI that name `key`.
+fn ui_records(env: &Env, key: &str) -> Vec<(String, bool)> {
+    audit_text(env)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| {
+            r["source"] == "ui"
+                && r["keys"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == key))
+        })
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_string(),
+                r["success"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn adding_a_secret_leaves_exactly_its_set_in_the_audit_log() {
+    let env = Env::unlocked();
+    let link = ui::open(&env);
+    let b = ui::login(&link);
+    let r = b.post(
+        &link,
+        "/secrets/save",
+        &format!("mode=new&template=&key=svc/new&f.value={PLAIN}&s.value=1"),
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(ui_records(&env, "svc/new"), [("set".to_string(), true)]);
+    // Adding it again is refused by the same Set (create_only), once.
+    let r = b.post(
+        &link,
+        "/secrets/save",
+        "mode=new&template=&key=svc/new&f.value=another-value-123456&s.value=1",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("already exists"), "{}", r.body);
+    assert_eq!(
+        ui_records(&env, "svc/new"),
+        [("set".to_string(), true), ("set".to_string(), false)]
+    );
+    assert_eq!(
+        stdout(&env.cli(&["get", "svc/new"])),
+        PLAIN,
+        "not overwritten"
+    );
+    assert!(!audit_text(&env).contains(PLAIN));
+}
+
+#[test]
+fn the_edit_form_removes_fields_and_changes_bindings() {
+    let env = Env::unlocked();
+    let out = env.cli(&[
+        "set",
+        "prod/db",
+        "--field",
+        "host=db.internal",
+        "--field",
+        "username=app",
+        "--field",
+        &format!("password={DB_PW}"),
+        "--field",
+        "legacy=old-value-1234567",
+        "--sensitive",
+        "password",
+        "--binding",
+        "PGHOST=host",
+        "--binding",
+        "PGLEGACY=legacy",
+    ]);
+    assert_ok(&out, "set prod/db");
+    let meta = || {
+        let v = json(&env.cli(&["get", "prod/db", "--show-metadata", "--json"]));
+        let m = if v.get("fields").is_some() {
+            v.clone()
+        } else {
+            v["meta"].clone()
+        };
+        let fields: Vec<String> = m["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect();
+        let bindings: Vec<String> = m["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                format!(
+                    "{}={}",
+                    b["env"].as_str().unwrap(),
+                    b["field"].as_str().unwrap()
+                )
+            })
+            .collect();
+        (fields, bindings)
+    };
+    let link = ui::open(&env);
+    let b = ui::login(&link);
+    let edit = b.get(&link, "/secrets/edit?key=prod/db");
+    assert!(edit.body.contains(r#"name="rm.legacy""#), "{}", edit.body);
+    assert!(edit.body.contains("PGLEGACY=legacy"), "{}", edit.body);
+    assert!(!edit.body.contains(DB_PW));
+
+    // Removing a field that a kept binding names: refused, nothing changed.
+    let before = meta();
+    let r = b.post(
+        &link,
+        "/secrets/save",
+        "mode=edit&key=prod/db&rm.legacy=1&bindings=PGHOST%3Dhost%0D%0APGLEGACY%3Dlegacy",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body.contains("binding PGLEGACY=legacy names a field"),
+        "{}",
+        r.body
+    );
+    assert_eq!(meta(), before);
+
+    // With the bindings changed too: the field goes, the rest stays.
+    let r = b.post(
+        &link,
+        "/secrets/save",
+        "mode=edit&key=prod/db&rm.legacy=1&bindings=PGHOST%3Dhost%0D%0APGUSER%3Dusername%0D%0APGPASSWORD%3Dpassword",
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+    let (fields, bindings) = meta();
+    assert_eq!(fields, ["host", "username", "password"]);
+    assert_eq!(
+        bindings,
+        ["PGHOST=host", "PGUSER=username", "PGPASSWORD=password"]
+    );
+    assert_eq!(
+        stdout(&env.cli(&["get", "prod/db", "--field", "password"])),
+        DB_PW
+    );
+    assert!(
+        env.cli(&["get", "prod/db", "--field", "legacy"])
+            .status
+            .code()
+            != Some(0)
+    );
+    // An empty box removes every binding.
+    let r = b.post(&link, "/secrets/save", "mode=edit&key=prod/db&bindings=");
+    assert_eq!(r.status, 303, "{r:?}");
+    assert!(meta().1.is_empty());
+    assert_eq!(
+        ui_records(&env, "prod/db")
+            .iter()
+            .filter(|(a, _)| a == "set")
+            .cloned()
+            .collect::<Vec<_>>(),
+        [
+            ("set".to_string(), false),
+            ("set".to_string(), true),
+            ("set".to_string(), true)
+        ]
+    );
+}
+
+#[test]
+fn typed_passwords_and_values_arrive_byte_for_byte() {
+    // Forms are decoded by the UI's own parser (into wiped buffers): every
+    // escape a browser sends must come out as typed.
+    let env = Env::unlocked();
+    let link = ui::open(&env);
+    let b = ui::login(&link);
+    let awkward = "a+b c&d=e%f/é\"'<x>";
+    let encoded: String = awkward
+        .bytes()
+        .map(|c| match c {
+            b' ' => "+".to_string(),
+            c if c.is_ascii_alphanumeric() => (c as char).to_string(),
+            c => format!("%{c:02X}"),
+        })
+        .collect();
+    let r = b.post(
+        &link,
+        "/secrets/save",
+        &format!("mode=new&template=&key=odd/value&f.value={encoded}&s.value=1"),
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(stdout(&env.cli(&["get", "odd/value"])), awkward);
+    // A malformed escape is refused before anything is stored.
+    let r = b.post(&link, "/secrets/save", "mode=new&key=odd/bad&f.value=%zz");
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(env.cli(&["get", "odd/bad"]).status.code(), Some(4));
+    // The master password, with a '+' and spaces, unlocks.
+    assert_eq!(b.post(&link, "/lock", "").status, 303);
+    let r = b.post(
+        &link,
+        "/unlock",
+        &format!(
+            "password={}",
+            PASSWORD.replace('+', "%2B").replace(' ', "+")
+        ),
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(json(&env.cli(&["status", "--json"]))["state"], "unlocked");
+    env.assert_log_clean(&[awkward]);
 }
 
 #[test]

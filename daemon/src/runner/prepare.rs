@@ -25,7 +25,7 @@ use std::time::Duration;
 use secretctl_proto::v1::{EnvVar, RunStart, WindowSize};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::resolve::{self, Injection, ResolveError};
+use super::resolve::{self, Injection, ResolveError, Values};
 use super::spawn;
 use crate::agent::command;
 use crate::audit::record::Record;
@@ -163,6 +163,28 @@ impl From<Gate> for RunError {
 /// Checks a request at the daemon boundary and applies the environment
 /// rules of `mode`; returns the working directory.
 pub fn validate(spec: &mut RunSpec, mode: Mode) -> Result<PathBuf, RunError> {
+    let cwd = validate_command(spec, mode)?;
+    if spec.patterns.is_empty() {
+        return Err(RunError::Invalid(
+            if spec.entry == "run" {
+                "no key given: name at least one with -k KEY"
+            } else {
+                "keys is empty: name at least one secret to inject, e.g. keys: [\"api/key\"] (secret_list shows them)"
+            }
+            .into(),
+        ));
+    }
+    if spec.bindings_only && spec.patterns.len() != 1 {
+        return Err(RunError::Invalid(
+            "secret_run_with_bindings takes exactly one key".into(),
+        ));
+    }
+    Ok(cwd)
+}
+
+/// [`validate`] but for the keys: the command, its arguments, the working
+/// directory, the environment, alias and prefix.
+fn validate_command(spec: &mut RunSpec, mode: Mode) -> Result<PathBuf, RunError> {
     let bad = |m: &str| Err(RunError::Invalid(m.to_string()));
     if spec.argv.is_empty() || spec.argv[0].is_empty() {
         return bad("no command given: put it after --");
@@ -207,16 +229,6 @@ pub fn validate(spec: &mut RunSpec, mode: Mode) -> Result<PathBuf, RunError> {
     if spec.alias.len() > MAX_ALIAS || spec.prefix.len() > MAX_ALIAS {
         return bad("env alias and env prefix are at most 64 bytes");
     }
-    if spec.patterns.is_empty() {
-        return bad(if spec.entry == "run" {
-            "no key given: name at least one with -k KEY"
-        } else {
-            "keys is empty: name at least one secret to inject, e.g. keys: [\"api/key\"] (secret_list shows them)"
-        });
-    }
-    if spec.bindings_only && spec.patterns.len() != 1 {
-        return bad("secret_run_with_bindings takes exactly one key");
-    }
     Ok(cwd)
 }
 
@@ -260,19 +272,8 @@ pub async fn prepare(
     let work_cwd = cwd.clone();
     let (spec, program, injections, redactor) = tokio::task::spawn_blocking(move || {
         let cwd = work_cwd;
-        let (policy, program) = check_policy(policy, &spec, mode, &cwd)?;
-        if spec.bindings_only {
-            check_has_bindings(&vault, &dk, &spec.patterns[0])?;
-        }
-        let injections = resolve::resolve(
-            &vault,
-            &dk,
-            policy.as_ref(),
-            &spec.alias,
-            &spec.prefix,
-            &spec.patterns,
-            now_secs(),
-        )?;
+        let (program, injections) =
+            check_in_vault(&vault, &dk, policy, &spec, mode, &cwd, Values::Open)?;
         // Only sensitive values are redacted: a host or user name injected
         // beside a password stays readable.
         let injected = || {
@@ -285,9 +286,6 @@ pub async fn prepare(
             Mode::User if spec.no_redact => Redactor::none(),
             Mode::User => Redactor::new(injected()),
             Mode::Agent => {
-                let names: Vec<String> = injections.iter().map(|i| i.env.clone()).collect();
-                command::check_no_var_args(&spec.argv, &names)
-                    .map_err(|r| RunError::Invalid(r.0))?;
                 let everything = vault.sensitive_values(&dk).map_err(ResolveError::from)?;
                 Redactor::new(
                     injected().chain(everything.iter().map(|(n, v)| (n.as_str(), v.as_slice()))),
@@ -367,6 +365,91 @@ pub async fn prepare(
         slot,
         proxy,
     })
+}
+
+/// The checks of a run that need the vault and the policy, in order: the
+/// command (agents), a bindings-only key, the keys and their env names,
+/// arguments naming an injected variable (agents). Shared by [`prepare`]
+/// and [`check_agent_run`]. Returns the resolved program and what would be
+/// injected (values opened or not, as `values` says).
+fn check_in_vault(
+    vault: &crate::vault::Vault,
+    dk: &crate::keyring::DataKey,
+    policy: Result<Policy, String>,
+    spec: &RunSpec,
+    mode: Mode,
+    cwd: &Path,
+    values: Values,
+) -> Result<(Option<PathBuf>, Vec<Injection>), RunError> {
+    let (policy, program) = check_policy(policy, spec, mode, cwd)?;
+    if spec.bindings_only {
+        check_has_bindings(vault, dk, &spec.patterns[0])?;
+    }
+    let injections = resolve::resolve_as(
+        vault,
+        dk,
+        policy.as_ref(),
+        &spec.alias,
+        &spec.prefix,
+        &spec.patterns,
+        now_secs(),
+        values,
+    )?;
+    if mode == Mode::Agent {
+        let names: Vec<String> = injections.iter().map(|i| i.env.clone()).collect();
+        command::check_no_var_args(&spec.argv, &names).map_err(|r| RunError::Invalid(r.0))?;
+    }
+    Ok((program, injections))
+}
+
+/// What an agent run of a request would be: the answer of
+/// [`check_agent_run`]. Names only.
+#[derive(Debug)]
+pub struct WouldRun {
+    /// The executable the policy check resolved.
+    pub program: PathBuf,
+    /// (env name, key) of each variable the run would get; empty when no
+    /// keys were named (only the command and the directory were checked).
+    pub injects: Vec<(String, String)>,
+}
+
+/// Whether `spec` would start as an agent run (`secret_run`, an agent's
+/// `run`): [`prepare`]'s checks in [`prepare`]'s order and with its errors
+/// (the request, the time limits, the command policy, the keys and their
+/// env names, arguments naming a variable), without running anything,
+/// decrypting a value or taking a run slot. With no key patterns, the keys
+/// are not checked: the answer is about the command and the directory.
+/// Behind the web UI's "would this command run?" box.
+pub async fn check_agent_run(session: &Session, mut spec: RunSpec) -> Result<WouldRun, RunError> {
+    let keys = !spec.patterns.is_empty();
+    let cwd = if keys {
+        validate(&mut spec, Mode::Agent)?
+    } else {
+        validate_command(&mut spec, Mode::Agent)?
+    };
+    timeout(&spec, Mode::Agent, &session.agent_limits())?;
+    let policy = session.applied_policy();
+    if !keys {
+        let (_, program) = agent_command(policy, &spec.argv, &cwd)?;
+        return Ok(WouldRun {
+            program,
+            injects: Vec::new(),
+        });
+    }
+    // Names only leave: looking, so the idle timer is left alone.
+    let (vault, dk) = session.key(Use::Look)?;
+    tokio::task::spawn_blocking(move || {
+        let (program, injections) =
+            check_in_vault(&vault, &dk, policy, &spec, Mode::Agent, &cwd, Values::Skip)?;
+        Ok(WouldRun {
+            program: program.ok_or_else(|| {
+                RunError::Internal("an agent run without a resolved program".into())
+            })?,
+            injects: injections.into_iter().map(|i| (i.env, i.key)).collect(),
+        })
+    })
+    .await
+    .map_err(|e| RunError::Internal(format!("worker failed: {e}")))?
 }
 
 /// Waits for an agent run slot, but no longer than the run itself may take;

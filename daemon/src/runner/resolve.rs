@@ -68,6 +68,14 @@ pub fn policy_for_alias(
         .map_err(|e| ResolveError::Policy(e.to_string()))
 }
 
+/// Whether resolving decrypts the values, or only finds what would be
+/// injected (a dry run: each [`Injection`] then holds an empty value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    Open,
+    Skip,
+}
+
 /// Resolves `patterns` (under `alias`, with `prefix`) to injections.
 /// `policy` is the policy file's content, needed only when `alias` is set.
 pub fn resolve(
@@ -78,6 +86,34 @@ pub fn resolve(
     prefix: &str,
     patterns: &[String],
     now: i64,
+) -> Result<Vec<Injection>, ResolveError> {
+    resolve_as(
+        vault,
+        dk,
+        policy,
+        alias,
+        prefix,
+        patterns,
+        now,
+        Values::Open,
+    )
+}
+
+/// [`resolve`], with or without decrypting the values: every check is the
+/// same (a value that no longer decrypts is found only by opening it).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "resolve's own arguments plus whether to open the values"
+)]
+pub fn resolve_as(
+    vault: &Vault,
+    dk: &DataKey,
+    policy: Option<&Policy>,
+    alias: &str,
+    prefix: &str,
+    patterns: &[String],
+    now: i64,
+    values: Values,
 ) -> Result<Vec<Injection>, ResolveError> {
     if patterns.is_empty() {
         return Err(ResolveError::Invalid(
@@ -165,7 +201,10 @@ pub fn resolve(
                         "secrets '{other}' and '{key}' both map to {env}: use --env-prefix or separate runs"
                     )));
                 }
-                let value = vault.field_value(dk, &key, &rec, &field)?;
+                let value = match values {
+                    Values::Open => vault.field_value(dk, &key, &rec, &field)?,
+                    Values::Skip => Zeroizing::new(Vec::new()),
+                };
                 let found = rec.fields.iter().find(|f| f.name == field);
                 let sensitive = found.is_none_or(|f| f.sensitive);
                 let proxy_hosts = found

@@ -66,6 +66,11 @@ pub struct UiSession {
 }
 
 impl UiSession {
+    /// How long until the session ends if nothing happens (zero: ended).
+    pub fn idle_left(&self, timeout: Duration) -> Duration {
+        timeout.saturating_sub(self.last_seen.lock().expect("never poisoned").elapsed())
+    }
+
     /// Whether `given` is this session's CSRF token.
     pub fn csrf_ok(&self, given: &str) -> bool {
         same(self.csrf.as_bytes(), given.as_bytes())
@@ -177,6 +182,23 @@ impl Auth {
         Some(s)
     }
 
+    /// The live session with this id, its idle clock left as it is (the
+    /// session page's countdown, and tests, watch it run out); `None` for an
+    /// unknown or expired one (which is then forgotten).
+    pub fn peek(&self, id: &str) -> Option<Arc<UiSession>> {
+        let mut all = self
+            .sessions
+            .lock()
+            .expect("no code panics holding the sessions");
+        let key = hash(id);
+        let s = all.get(&key)?.clone();
+        if s.idle_left(self.session_timeout).is_zero() {
+            all.remove(&key);
+            return None;
+        }
+        Some(s)
+    }
+
     /// Ends the session with this id (logout).
     pub fn end(&self, id: &str) {
         self.sessions
@@ -218,6 +240,22 @@ mod tests {
         let (id, _) = a.redeem(&t).unwrap().unwrap();
         std::thread::sleep(Duration::from_millis(5)); // past the timeout
         assert!(a.session(&id).is_none());
+    }
+
+    #[test]
+    fn peeking_does_not_keep_a_session_alive() {
+        let a = Auth::new(Duration::from_secs(60), 1000);
+        let (id, s) = a.redeem(&a.mint().unwrap()).unwrap().unwrap();
+        *s.last_seen.lock().unwrap() -= Duration::from_secs(30);
+        let left = a.peek(&id).unwrap().idle_left(a.session_timeout());
+        assert!(left <= Duration::from_secs(30), "{left:?}");
+        let again = a.peek(&id).unwrap().idle_left(a.session_timeout());
+        assert!(again <= left, "a peek reset the clock");
+        a.session(&id).unwrap();
+        assert!(s.idle_left(a.session_timeout()) > Duration::from_secs(59));
+        *s.last_seen.lock().unwrap() -= Duration::from_secs(61);
+        assert!(a.peek(&id).is_none());
+        assert!(a.session(&id).is_none(), "an expired session is forgotten");
     }
 
     #[test]

@@ -15,6 +15,11 @@
 //! GET handlers never change anything, so 2 and 4 cover every change.
 //! Refusals are logged (not audited: a hostile page could send them by the
 //! thousand); they never reach a handler.
+//!
+//! The body of a change is read here once (for the CSRF field) and handed
+//! on as a [`RawBody`], wiped when dropped; the HTTP body left is empty.
+//! [`SESSION_LEFT`] looks at the session without resetting its idle clock
+//! (every other request resets it), so a page or a test can watch it end.
 
 use std::sync::Arc;
 
@@ -26,6 +31,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::UiState;
 use super::auth::UiSession;
+use super::form::RawBody;
+
+/// `GET` here answers how long the session has left, and does not count
+/// as activity (the one request that does not).
+pub const SESSION_LEFT: &str = "/session/left";
 
 /// Largest request body (forms: a secret's fields, a password).
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
@@ -147,7 +157,15 @@ async fn check(st: &UiState, req: Request, next: Next) -> Response {
     if public(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
-    let Some(session) = cookie(req.headers(), &st.cookie).and_then(|id| st.auth.session(id)) else {
+    let peek = req.method() == Method::GET && req.uri().path() == SESSION_LEFT;
+    let found = cookie(req.headers(), &st.cookie).and_then(|id| {
+        if peek {
+            st.auth.peek(id)
+        } else {
+            st.auth.session(id)
+        }
+    });
+    let Some(session) = found else {
         return signed_out(changes);
     };
     let mut req = if changes {
@@ -167,7 +185,9 @@ async fn check(st: &UiState, req: Request, next: Next) -> Response {
         if !session.csrf_ok(given) {
             return refuse(StatusCode::FORBIDDEN, "missing or wrong CSRF token");
         }
-        Request::from_parts(parts, Body::from(bytes))
+        let mut req = Request::from_parts(parts, Body::empty());
+        req.extensions_mut().insert(RawBody::take(bytes));
+        req
     } else {
         req
     };

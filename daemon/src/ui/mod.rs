@@ -9,6 +9,7 @@
 //! | `auth` | one-time login tokens, sessions, CSRF tokens |
 //! | `guard` | every request: Host, Origin, session, CSRF; security headers |
 //! | `call` | calling the daemon's own services as the signed-in user |
+//! | `form` | request bodies in wiped buffers, parsed without plain copies |
 //! | `pages/*` | one module per page; `layout` frames them |
 //! | `assets`, `chart` | embedded CSS/JS; SVG bar charts drawn on the server |
 //!
@@ -24,6 +25,7 @@ pub mod assets;
 pub mod auth;
 pub mod call;
 pub mod chart;
+pub mod form;
 pub mod guard;
 pub mod layout;
 pub mod pages;

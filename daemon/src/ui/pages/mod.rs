@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<UiState>> {
         .route("/", get(session::page))
         .route("/lock", post(session::lock))
         .route("/unlock", post(session::unlock))
+        .route(super::guard::SESSION_LEFT, get(session::left))
         .route("/secrets", get(secrets::list))
         .route("/secrets/view", get(secrets::view))
         .route("/secrets/new", get(secrets::new))

@@ -1,8 +1,10 @@
 //! The Policy page: the policy agents are held to (the applied copy), the
 //! file as it is now (`policy check`: entries, what they resolve to,
 //! warnings, whether it differs from the applied copy), and a "would this
-//! command run?" box answered by the same check every agent run passes
-//! (`runner::prepare::agent_command`).
+//! command run?" box answered by the checks every agent run passes, in
+//! their order and with their reasons (`runner::prepare::check_agent_run`:
+//! the request, the command policy, the working directory, the keys and
+//! their env names), without running anything or decrypting a value.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use secretctl_proto::v1::daemon_server::Daemon;
 use serde::Deserialize;
 
 use super::state_word;
+use crate::runner::prepare::{RunSpec, check_agent_run};
 use crate::service::daemon::DaemonService;
 use crate::ui::call::{self, Signed};
 use crate::ui::{UiState, layout};
@@ -25,6 +28,12 @@ pub struct Ask {
     cmd: String,
     #[serde(default)]
     cwd: String,
+    /// Key patterns, separated by spaces or commas (as `secret_run`'s keys).
+    #[serde(default)]
+    keys: String,
+    /// An env alias of the policy (`secret_run`'s `env`).
+    #[serde(default)]
+    env: String,
 }
 
 /// `GET /policy[?cmd=...&cwd=...]`.
@@ -47,7 +56,7 @@ pub async fn page(State(st): State<Arc<UiState>>, s: Signed, Query(a): Query<Ask
     let answer = if a.cmd.trim().is_empty() {
         None
     } else {
-        Some(would_run(&st, &s, &a.cmd, &cwd).await)
+        Some(would_run(&st, &s, &a, &cwd).await)
     };
     let body = html! {
         h1 { "Policy" }
@@ -56,10 +65,12 @@ pub async fn page(State(st): State<Arc<UiState>>, s: Signed, Query(a): Query<Ask
             form.filters method="get" action="/policy" {
                 div { label for="cmd" { "Command line, as an agent would ask " kbd { "/" } } input #cmd data-search type="text" name="cmd" value=(a.cmd) size="40" placeholder="npm run test"; }
                 div { label for="cwd" { "Working directory" } input #cwd type="text" name="cwd" value=(cwd.display()) size="30"; }
+                div { label for="keys" { "Keys (optional)" } input #keys type="text" name="keys" value=(a.keys) size="20" placeholder="db/* api/key"; }
+                div { label for="env" { "Env alias" } input #env type="text" name="env" value=(a.env) size="6"; }
                 button.primary type="submit" { "Check" }
             }
             @if let Some(ans) = &answer { (ans) }
-            p.muted { "Answered by the same check as MCP secret_run and an agent's secretctl run, against the applied policy." }
+            p.muted { "Answered by the same checks as MCP secret_run and an agent's secretctl run, against the applied policy: the command, the working directory and, when you name keys, that they exist, are not expired and give valid variable names. Nothing is run and no value is read." }
         }
         h2 { "In force (applied copy)" }
         div.card #applied {
@@ -113,35 +124,45 @@ fn list(items: &[String]) -> String {
 }
 
 /// The answer for one command line, audited (`policy_would_run`).
-async fn would_run(st: &UiState, s: &Signed, line: &str, cwd: &std::path::Path) -> Markup {
-    let argv = match secretctl_proto::split::split(line) {
+async fn would_run(st: &UiState, s: &Signed, a: &Ask, cwd: &std::path::Path) -> Markup {
+    let argv = match secretctl_proto::split::split(&a.cmd) {
         Ok(a) if !a.is_empty() => a,
         Ok(_) => return html! { p.bad { "no command given" } },
         Err(e) => return html! { p.bad { (e.to_string()) } },
     };
-    let result = if !cwd.is_absolute() || !cwd.is_dir() {
-        Err(format!(
-            "working directory '{}' is not an existing absolute directory",
-            cwd.display()
-        ))
-    } else {
-        let applied = st.session.applied_policy();
-        let (argv2, cwd2) = (argv.clone(), cwd.to_path_buf());
-        tokio::task::spawn_blocking(move || {
-            crate::runner::prepare::agent_command(applied, &argv2, &cwd2)
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map(|(_, program)| program).map_err(|e| e.to_string()))
+    let patterns: Vec<String> = a
+        .keys
+        .split([' ', ','])
+        .filter(|k| !k.is_empty())
+        .map(String::from)
+        .collect();
+    let spec = RunSpec {
+        patterns: patterns.clone(),
+        alias: a.env.trim().to_string(),
+        argv: argv.clone(),
+        cwd: cwd.display().to_string(),
+        entry: "secret_run",
+        ..Default::default()
     };
+    let result = check_agent_run(&st.session, spec)
+        .await
+        .map_err(|e| tonic::Status::from(e).message().to_string());
     let mut rec = s.conn.event("policy_would_run", "ui");
     rec.command = Some(argv.join(" "));
+    rec.keys = patterns;
     rec.success = result.is_ok();
     rec.error = result.as_ref().err().cloned();
     st.session.audit.record_nowait(rec);
     html! {
         @match result {
-            Ok(p) => p.ok #verdict { "✓ would run: " code { (p.display()) } " (then every argument naming an injected variable is still refused for non-shells)" },
+            Ok(w) => p.ok #verdict {
+                "✓ would run: " code { (w.program.display()) }
+                @if w.injects.is_empty() {
+                    " (name the keys to check them too; then every argument naming an injected variable is still refused for non-shells)"
+                } @else {
+                    " with " @for (i, (env, key)) in w.injects.iter().enumerate() { @if i > 0 { ", " } code { (env) } " from " span.mono { (key) } }
+                }
+            },
             Err(e) => p.bad #verdict { "✗ refused: " (e) },
         }
     }

@@ -2,10 +2,16 @@
 //! `secretctl_proto::templates`, the same as `set --template`), saving it
 //! through the vault service's `Set`, and generating a password
 //! (`secretctl_proto::generate`, the same as `secretctl generate`).
+//!
+//! An add is one `Set` with `create_only` (refused if the key exists, in
+//! the same transaction: no look-up first). An edit is one `Set` that can
+//! also remove fields (`remove_fields`) and replace the bindings
+//! (`bindings`), the same request fields `secretctl set` uses.
+//! Submitted values are read from a wiped buffer ([`Fields`]) straight into
+//! the request's self-wiping `FieldInput`s.
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -14,14 +20,16 @@ use secretctl_proto::generate::{Classes, Recipe, Rng};
 use secretctl_proto::templates::{self, TemplateField};
 use secretctl_proto::v1::vault_server::Vault as VaultRpc;
 use secretctl_proto::v1::{
-    Binding, BindingList, FieldInput, MetadataRequest, MetadataResponse, SetRequest, TagList,
+    Binding, BindingList, FieldInput, FieldNames, MetadataRequest, MetadataResponse, SetRequest,
+    TagList,
 };
 use serde::Deserialize;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::{encode, json, state_word};
 use crate::service::vault::VaultService;
 use crate::ui::call::{self, Signed};
+use crate::ui::form::Fields;
 use crate::ui::{UiState, layout};
 
 #[derive(Deserialize, Default)]
@@ -105,7 +113,7 @@ pub async fn edit(
     let body = html! {
         p { a href={"/secrets/view?key=" (encode(&m.key))} { "← " (m.key) } }
         h1 { "Edit " span.mono { (m.key) } }
-        p.muted { "Empty value fields keep their current value. Sensitive values are never shown here." }
+        p.muted { "Empty value fields keep their current value. Sensitive values are never shown here. A field ticked 'remove' is deleted with its value when you save." }
         (form(&s, "edit", "", Some(&meta), &fields))
     };
     layout::page(&s, "/secrets", "Edit", state, body)
@@ -170,6 +178,10 @@ fn form(
                             input #{"f" (i)} type="text" name={"f." (f.name)} value=(f.current.as_deref().unwrap_or(""));
                         }
                         label { input type="checkbox" name={"s." (f.name)} value="1" checked[f.sensitive]; " sensitive (masked, never shown to agents)" }
+                        @if mode == "edit" {
+                            " "
+                            label { input type="checkbox" name={"rm." (f.name)} value="1"; " remove this field" }
+                        }
                     }
                 }
                 div.field.row {
@@ -184,6 +196,14 @@ fn form(
                 div.field {
                     label for="expires" { "Expires in (e.g. 90d; 'never' clears" @if mode == "edit" { "; empty keeps it" } ")" }
                     input #expires type="text" name="expires" placeholder="90d";
+                }
+                @if mode == "edit" {
+                    div.field {
+                        label for="bindings" { "Bindings: one ENV=field a line, the variables a run injects instead of the value (empty: none)" }
+                        textarea #bindings.mono name="bindings" rows="3" placeholder="PGPASSWORD=password" {
+                            @for b in &m.bindings { (b.env) "=" (b.field) "\n" }
+                        }
+                    }
                 }
             }
             button.primary #save type="submit" { "Save" }
@@ -211,43 +231,16 @@ fn error(s: &Signed, state: &str, e: &str) -> Response {
 }
 
 /// `POST /secrets/save`.
-pub async fn save(
-    State(st): State<Arc<UiState>>,
-    s: Signed,
-    Form(mut pairs): Form<Vec<(String, String)>>,
-) -> Response {
+pub async fn save(State(st): State<Arc<UiState>>, s: Signed, form: Fields) -> Response {
     let state = state_word(&st.session);
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
-    let key = get("key").trim().to_string();
-    let new = get("mode") == "new";
-    let template = get("template").to_string();
-    let svc = VaultService::new(st.session.clone());
-    if new {
-        let exists = svc
-            .get_metadata(call::request(&s, MetadataRequest { key: key.clone() }))
-            .await;
-        if exists.is_ok() {
-            return error(
-                &s,
-                state,
-                &format!("'{key}' already exists: edit it instead"),
-            );
-        }
-    }
-    let req = build(&pairs, &key, new, &template);
-    for (_, v) in &mut pairs {
-        v.zeroize();
-    }
-    let req = match req {
+    let key = form.text("key").trim().to_string();
+    let new = form.text("mode") == "new";
+    let req = match build(&form, &key, new, form.text("template")) {
         Ok(r) => r,
         Err(e) => return error(&s, state, &e),
     };
+    drop(form);
+    let svc = VaultService::new(st.session.clone());
     match call::answer(svc.set(call::request(&s, req)).await) {
         Ok(_) => super::done(
             &format!("/secrets/view?key={}", encode(&key)),
@@ -258,14 +251,10 @@ pub async fn save(
 }
 
 /// The `Set` request of a submitted form.
-fn build(
-    pairs: &[(String, String)],
-    key: &str,
-    new: bool,
-    template: &str,
-) -> Result<SetRequest, String> {
-    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+fn build(form: &Fields, key: &str, new: bool, template: &str) -> Result<SetRequest, String> {
+    let get = |k: &str| form.get(k);
     let tpl = templates::fields(template);
+    let removed = |name: &str| !new && get(&format!("rm.{name}")).is_some();
     let mut fields = Vec::new();
     let mut push = |name: &str, value: &str| {
         let t = tpl.and_then(|t| t.iter().find(|f| f.name == name));
@@ -278,9 +267,10 @@ fn build(
             proxy_hosts: None,
         });
     };
-    for (name, value) in pairs {
+    for (name, value) in form.iter() {
         if let Some(field) = name.strip_prefix("f.")
             && !value.is_empty()
+            && !removed(field)
         {
             push(field, value);
         }
@@ -292,6 +282,12 @@ fn build(
     if new && fields.is_empty() {
         return Err("give at least one value".into());
     }
+    let remove: Vec<String> = form
+        .iter()
+        .filter_map(|(name, _)| name.strip_prefix("rm."))
+        .filter(|_| !new)
+        .map(String::from)
+        .collect();
     let tags: Vec<String> = get("tags")
         .unwrap_or("")
         .split(',')
@@ -306,6 +302,13 @@ fn build(
             let d = secretctl_proto::duration::parse(d).map_err(|e| format!("expires: {e}"))?;
             Some(crate::vault::now_secs().saturating_add(d.as_secs() as i64))
         }
+    };
+    // The bindings box (edits) replaces the bindings, as `set --binding`.
+    let bindings = match get("bindings").filter(|_| !new) {
+        Some(text) => Some(BindingList {
+            bindings: bindings(text)?,
+        }),
+        None => None,
     };
     // A template's default bindings, for the fields the form filled in.
     let default_bindings = new.then(|| BindingList {
@@ -326,27 +329,51 @@ fn build(
         url: get("url").map(|u| u.trim().to_string()),
         tags: Some(TagList { tags }),
         expires_at,
-        bindings: None,
+        bindings,
         default_bindings: default_bindings.filter(|b| !b.bindings.is_empty()),
         proxy_hosts: None,
+        remove_fields: (!remove.is_empty()).then_some(FieldNames { names: remove }),
+        create_only: new,
     })
 }
 
-#[derive(Deserialize)]
-pub struct GenerateForm {
-    #[serde(default = "default_length")]
-    length: usize,
-}
-
-fn default_length() -> usize {
-    24
+/// `ENV=field` lines (or comma-separated) as bindings; the daemon checks
+/// the names and that the fields exist.
+fn bindings(text: &str) -> Result<Vec<Binding>, String> {
+    text.split(['\n', ','])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_once('=') {
+            Some((env, field)) if !env.trim().is_empty() && !field.trim().is_empty() => {
+                Ok(Binding {
+                    env: env.trim().to_string(),
+                    field: field.trim().to_string(),
+                })
+            }
+            _ => Err(format!(
+                "bindings: '{l}' is not ENV=field (one binding a line)"
+            )),
+        })
+        .collect()
 }
 
 /// `POST /generate`: a password from the OS random source, for a form
 /// field the user is filling (not stored, not logged).
-pub async fn generate(_s: Signed, Form(g): Form<GenerateForm>) -> Response {
+pub async fn generate(_s: Signed, form: Fields) -> Response {
+    let length = match form.text("length").trim() {
+        "" => 24,
+        n => match n.parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({ "error": "length: give a number" }),
+                );
+            }
+        },
+    };
     let made = Recipe::new(&Classes {
-        length: g.length.min(128),
+        length: length.min(128),
         ..Classes::default()
     })
     .and_then(|r| r.password(&mut Rng::new()));
@@ -366,15 +393,17 @@ pub async fn generate(_s: Signed, Form(g): Form<GenerateForm>) -> Response {
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+    fn form(p: &[(&str, &str)]) -> Fields {
+        let body: Vec<String> = p
+            .iter()
+            .map(|(a, b)| format!("{}={}", super::super::encode(a), super::super::encode(b)))
+            .collect();
+        Fields::parse(body.join("&").as_bytes()).unwrap()
     }
 
     #[test]
     fn a_template_form_becomes_the_same_request_as_set_template() {
-        let p = pairs(&[
+        let p = form(&[
             ("key", "web/login"),
             ("f.username", "alice"),
             ("f.password", "pw-123456789"),
@@ -387,13 +416,15 @@ mod tests {
         assert_eq!(r.fields[0].sensitive, Some(false));
         assert_eq!(r.fields[1].sensitive, Some(true));
         assert_eq!(r.fields[1].hint, "account password");
-        assert_eq!(r.tags.unwrap().tags, ["web", "prod"]);
+        assert_eq!(r.tags.clone().unwrap().tags, ["web", "prod"]);
         assert_eq!(r.expires_at, None);
-        assert_eq!(r.default_bindings.unwrap().bindings.len(), 2);
-        let p = pairs(&[("f.api_key", "k-123456789")]);
+        assert!(r.create_only, "an add never updates");
+        assert_eq!(r.default_bindings.clone().unwrap().bindings.len(), 2);
+        let p = form(&[("f.api_key", "k-123456789")]);
         let r = build(&p, "svc/api", true, "api").unwrap();
         let bound: Vec<String> = r
             .default_bindings
+            .clone()
             .unwrap()
             .bindings
             .into_iter()
@@ -404,23 +435,60 @@ mod tests {
 
     #[test]
     fn edits_keep_what_is_left_empty() {
-        let p = pairs(&[("f.password", ""), ("expires", "never")]);
+        let p = form(&[("f.password", ""), ("expires", "never")]);
         let r = build(&p, "k", false, "").unwrap();
         assert!(r.fields.is_empty());
         assert_eq!(r.expires_at, Some(0));
         assert!(r.default_bindings.is_none());
+        assert!(r.bindings.is_none() && r.remove_fields.is_none() && !r.create_only);
         assert!(
-            build(&pairs(&[]), "k", true, "").is_err(),
+            build(&form(&[]), "k", true, "").is_err(),
             "a new secret needs a value"
         );
         assert!(
             build(
-                &pairs(&[("f.value", "x"), ("expires", "soon")]),
+                &form(&[("f.value", "x"), ("expires", "soon")]),
                 "k",
                 true,
                 ""
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn edits_remove_fields_and_replace_bindings() {
+        let p = form(&[
+            ("f.user", "bob"),
+            ("f.old", "ignored-because-removed"),
+            ("rm.old", "1"),
+            ("bindings", "DB_USER=user\r\n DB_PASS = password ,\n"),
+        ]);
+        let r = build(&p, "db", false, "").unwrap();
+        let names: Vec<&str> = r.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["user"], "a removed field is not also set");
+        assert_eq!(r.remove_fields.clone().unwrap().names, ["old"]);
+        let b: Vec<(String, String)> = r
+            .bindings
+            .clone()
+            .unwrap()
+            .bindings
+            .into_iter()
+            .map(|b| (b.env, b.field))
+            .collect();
+        assert_eq!(
+            b,
+            [
+                ("DB_USER".to_string(), "user".to_string()),
+                ("DB_PASS".to_string(), "password".to_string())
+            ]
+        );
+        // An empty box clears them; a line without '=' is refused.
+        let r = build(&form(&[("bindings", "")]), "db", false, "").unwrap();
+        assert!(r.bindings.unwrap().bindings.is_empty());
+        assert!(build(&form(&[("bindings", "JUST_A_NAME")]), "db", false, "").is_err());
+        // An add has no remove boxes or bindings box to honour.
+        let r = build(&form(&[("f.value", "v"), ("rm.value", "1")]), "k", true, "").unwrap();
+        assert!(r.remove_fields.is_none() && r.bindings.is_none());
     }
 }

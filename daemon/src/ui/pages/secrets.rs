@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -18,6 +17,7 @@ pub use super::secret_form::{edit, generate, new, save};
 use super::{done, encode, json, state_word};
 use crate::service::vault::VaultService;
 use crate::ui::call::{self, Signed};
+use crate::ui::form::Fields;
 use crate::ui::{UiState, layout};
 
 /// Rows per page of the list.
@@ -216,24 +216,13 @@ pub async fn view(
     layout::page(&s, "/secrets", &m.key, state, body)
 }
 
-#[derive(Deserialize)]
-pub struct FieldForm {
-    key: String,
-    #[serde(default)]
-    field: String,
-}
-
 /// `POST /secrets/reveal`: the one answer that carries a value (JSON,
 /// `no-store`), audited as a `get` from the UI.
-pub async fn reveal(
-    State(st): State<Arc<UiState>>,
-    s: Signed,
-    Form(f): Form<FieldForm>,
-) -> Response {
+pub async fn reveal(State(st): State<Arc<UiState>>, s: Signed, f: Fields) -> Response {
     let svc = VaultService::new(st.session.clone());
     let req = GetRequest {
-        key: f.key,
-        field: f.field,
+        key: f.text("key").to_string(),
+        field: f.text("field").to_string(),
     };
     match svc.get(call::request(&s, req)).await {
         Ok(r) => {
@@ -251,17 +240,14 @@ pub async fn reveal(
 }
 
 /// `POST /secrets/delete`.
-pub async fn delete(
-    State(st): State<Arc<UiState>>,
-    s: Signed,
-    Form(f): Form<FieldForm>,
-) -> Response {
+pub async fn delete(State(st): State<Arc<UiState>>, s: Signed, f: Fields) -> Response {
     let svc = VaultService::new(st.session.clone());
+    let key = f.text("key").to_string();
     match call::answer(
-        svc.delete(call::request(&s, DeleteRequest { key: f.key.clone() }))
+        svc.delete(call::request(&s, DeleteRequest { key: key.clone() }))
             .await,
     ) {
-        Ok(_) => done("/secrets", &format!("deleted '{}'", f.key)),
+        Ok(_) => done("/secrets", &format!("deleted '{key}'")),
         Err(e) => bad(&s, state_word(&st.session), &e),
     }
 }

@@ -3,18 +3,18 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 use secretctl_proto::v1::daemon_server::Daemon;
 use secretctl_proto::v1::{LockRequest, StatusRequest, UnlockRequest};
 use serde::Deserialize;
-use zeroize::Zeroizing;
 
-use super::{done, state_word};
+use super::{done, json, state_word};
 use crate::service::daemon::DaemonService;
 use crate::ui::call::{self, Signed};
+use crate::ui::form::Fields;
 use crate::ui::{UiState, layout};
 
 #[derive(Deserialize, Default)]
@@ -107,17 +107,21 @@ pub async fn lock(State(st): State<Arc<UiState>>, s: Signed) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-pub struct Unlock {
-    password: String,
-    #[serde(default)]
-    timeout: String,
+/// `GET /session/left`: how long this browser session has left if it
+/// stays idle, in milliseconds. The guard looks the session up without
+/// resetting its idle clock here, so asking does not keep it alive.
+pub async fn left(State(st): State<Arc<UiState>>, s: Signed) -> Response {
+    let left = s.idle_left(st.auth.session_timeout());
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "idle_left_ms": left.as_millis() as u64 }),
+    )
 }
 
-/// `POST /unlock`.
-pub async fn unlock(State(st): State<Arc<UiState>>, s: Signed, Form(f): Form<Unlock>) -> Response {
-    let password = Zeroizing::new(f.password.into_bytes());
-    let timeout_secs = match f.timeout.trim() {
+/// `POST /unlock`: the password goes from the wiped form buffer into the
+/// request (which wipes itself), never through a plain `String`.
+pub async fn unlock(State(st): State<Arc<UiState>>, s: Signed, f: Fields) -> Response {
+    let timeout_secs = match f.text("timeout").trim() {
         "" => 0,
         t => match secretctl_proto::duration::parse(t) {
             Ok(d) => d.as_secs().max(1),
@@ -126,9 +130,10 @@ pub async fn unlock(State(st): State<Arc<UiState>>, s: Signed, Form(f): Form<Unl
     };
     let svc = DaemonService::new(st.session.clone());
     let req = UnlockRequest {
-        password: password.to_vec(),
+        password: f.text("password").as_bytes().to_vec(),
         timeout_secs,
     };
+    drop(f);
     match call::answer(svc.unlock(call::request(&s, req)).await) {
         Ok(_) => done("/", "unlocked"),
         Err(e) => render(&st, &s, None, Some(&e)).await,
