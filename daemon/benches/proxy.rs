@@ -22,6 +22,7 @@ use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use secretctld::audit;
 use secretctld::proxy::{
     Auditor, Event, HostPattern, LocalCa, RunProxy, Settings, Substitution, placeholder,
 };
@@ -35,6 +36,22 @@ struct NoAudit;
 impl Auditor for NoAudit {
     fn substituted(&self, _: &Event<'_>) -> Result<(), String> {
         Ok(())
+    }
+}
+
+/// The daemon's own audit log (sealed, group-committed, fsynced): each
+/// substituted request waits for its record, as in a run.
+struct Durable {
+    audit: audit::Audit,
+    rt: tokio::runtime::Handle,
+}
+impl Auditor for Durable {
+    fn substituted(&self, ev: &Event<'_>) -> Result<(), String> {
+        let mut r = audit::event("proxy_substitution", "mcp", audit::daemon_peer());
+        r.keys = vec![ev.key.to_string()];
+        self.rt
+            .block_on(self.audit.record(r))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -180,7 +197,7 @@ fn main() {
         std::fs::write(&roots, ca_pem).unwrap();
         let local_ca = Arc::new(LocalCa::generate("bench").unwrap());
         let ph = placeholder();
-        let subs = vec![Substitution {
+        let subs = || vec![Substitution {
             key: "bench/token".into(),
             placeholder: ph.clone(),
             value: Zeroizing::new(b"the-real-token-value-0123456789".to_vec()),
@@ -190,7 +207,17 @@ fn main() {
             strict: false,
             extra_roots: vec![roots],
         };
-        let proxy = RunProxy::start(local_ca.clone(), &settings, subs, Arc::new(NoAudit), dir.path())
+        let log = audit::Audit::start(&dir.path().join("audit"), 8 << 20).unwrap();
+        log.unlocked(&secretctld::keyring::DataKey::generate().unwrap());
+        let durable = Arc::new(Durable {
+            audit: log,
+            rt: tokio::runtime::Handle::current(),
+        });
+        let auditors: [(&str, Arc<dyn Auditor>); 2] =
+            [("a no-op auditor", Arc::new(NoAudit)), ("the durable audit log", durable)];
+        for (what, auditor) in auditors {
+        println!("with {what}:");
+        let proxy = RunProxy::start(local_ca.clone(), &settings, subs(), auditor, dir.path())
             .await
             .unwrap();
 
@@ -240,5 +267,6 @@ fn main() {
         );
         assert_eq!(proxy.substitutions() - before, total);
         proxy.stop().await;
+        }
     });
 }
