@@ -207,6 +207,11 @@ fn main() {
             strict: false,
             extra_roots: vec![roots],
         };
+        // The proxy wants its bundle directory ours and 0700, as the daemon makes it.
+        let bundles = dir.path().join("bundles");
+        std::fs::create_dir(&bundles).unwrap();
+        std::fs::set_permissions(&bundles, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
         let log = audit::Audit::start(&dir.path().join("audit"), 8 << 20).unwrap();
         log.unlocked(&secretctld::keyring::DataKey::generate().unwrap());
         let durable = Arc::new(Durable {
@@ -217,7 +222,7 @@ fn main() {
             [("a no-op auditor", Arc::new(NoAudit)), ("the durable audit log", durable)];
         for (what, auditor) in auditors {
         println!("with {what}:");
-        let proxy = RunProxy::start(local_ca.clone(), &settings, subs(), auditor, dir.path())
+        let proxy = RunProxy::start(local_ca.clone(), &settings, subs(), auditor, &bundles)
             .await
             .unwrap();
 

@@ -53,6 +53,10 @@ pub(super) struct Writer {
     snapshot: Option<Arc<Snapshot>>,
     /// Callers that waited on the last batch (see [`gather`]).
     last_waiters: usize,
+    /// The vault's anchor (sealed head, or pending head) lags the log: it
+    /// is stored after the batch's callers were answered (see
+    /// [`Writer::commit_anchor`]).
+    anchor_due: bool,
 }
 
 fn note(action: &str, error: String, detail: serde_json::Value) -> Record {
@@ -96,6 +100,7 @@ impl Writer {
             notes,
             snapshot: None,
             last_waiters: 0,
+            anchor_due: false,
         }
     }
 
@@ -163,7 +168,16 @@ impl Writer {
                         serde_json::json!({"after": after}),
                     );
                     r.success = true;
-                    let _ = tx.send(self.write(vec![r]));
+                    // Healthy again only with the vault's anchor stored too:
+                    // while it cannot be, actions stay refused.
+                    let healed = self.write(vec![r]).and_then(|()| {
+                        self.commit_anchor();
+                        match self.anchor_due {
+                            true => Err(self.failure.clone().unwrap_or_default()),
+                            false => Ok(()),
+                        }
+                    });
+                    let _ = tx.send(healed);
                 }
                 Job::Paused(f) => {
                     // A paused job may replace the log (restore): the UI's
@@ -173,10 +187,45 @@ impl Writer {
                 }
                 Job::Close(tx) => {
                     self.flush_notes();
+                    self.commit_anchor();
                     let _ = tx.send(());
                     return;
                 }
             }
+            self.commit_anchor();
+        }
+    }
+
+    /// Stores the head of the chain in the vault, once the callers of the
+    /// batch that moved it were answered: their records are durable in the
+    /// log already (what failing closed promises), and an anchor that lags
+    /// is one the startup check accepts (the anchored record is still
+    /// there). Answering first saves each caller the vault's commit, a
+    /// second fsync. A failure leaves the log unhealthy (later actions are
+    /// refused until a write succeeds) and the anchor due.
+    fn commit_anchor(&mut self) {
+        if !std::mem::take(&mut self.anchor_due) {
+            return;
+        }
+        let Some(v) = self.vault.clone() else {
+            return;
+        };
+        let stored = if self.key.is_some() || self.chain.count == 0 {
+            let a = AuditAnchor {
+                seq: self.seq,
+                mac: self.prev.clone(),
+            };
+            v.store()
+                .set_audit_anchor(&a)
+                .map_err(|e| ("cannot store the audit anchor in the vault", e))
+        } else {
+            v.store()
+                .set_audit_pending(&self.chain.anchor())
+                .map_err(|e| ("cannot store the pending head in the vault", e))
+        };
+        if let Err((what, e)) = stored {
+            self.fail(what, e);
+            self.anchor_due = true;
         }
     }
 
@@ -260,17 +309,7 @@ impl Writer {
             }
             _ => self.snapshot = None,
         }
-        if let Some(v) = self.vault.clone() {
-            let a = AuditAnchor {
-                seq: self.seq,
-                mac: self.prev.clone(),
-            };
-            if let Err(e) = v.store().set_audit_anchor(&a) {
-                // The records are on disk; the anchor lags, which the next
-                // check accepts (the anchored record is still there).
-                return Err(self.fail("cannot store the audit anchor in the vault", e));
-            }
-        }
+        self.anchor_due = true;
         Ok(())
     }
 
@@ -283,12 +322,8 @@ impl Writer {
             self.chain = before;
             return Err(self.fail("cannot write the audit pending file", e));
         }
-        match self.vault.clone() {
-            Some(v) => {
-                if let Err(e) = v.store().set_audit_pending(&self.chain.anchor()) {
-                    return Err(self.fail("cannot store the pending head in the vault", e));
-                }
-            }
+        match self.vault {
+            Some(_) => self.anchor_due = true,
             None => self.unanchored = true,
         }
         Ok(())
