@@ -64,18 +64,6 @@ impl Default for UiSettings {
     }
 }
 
-/// The credential proxy (contract §12): `proxy.strict`,
-/// `proxy.extra_roots`. Like `agent:`, in force only from the copy a user
-/// applied: an agent that edits the file could otherwise switch strict off
-/// or trust a root of its own.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProxySettings {
-    /// Refuse CONNECTs to hosts no proxied secret names.
-    pub strict: bool,
-    /// PEM files of roots trusted for upstreams, besides the system's.
-    pub extra_roots: Vec<std::path::PathBuf>,
-}
-
 /// Effective daemon settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -91,8 +79,11 @@ pub struct Config {
     pub max_idle_timeout: Duration,
     /// The web UI.
     pub ui: UiSettings,
-    /// The credential proxy.
-    pub proxy: ProxySettings,
+    /// The credential proxy (contract §12): `proxy.strict`,
+    /// `proxy.extra_roots`. Like `agent:`, in force only from the copy a
+    /// user applied: an agent that edits the file could otherwise switch
+    /// strict off or trust a root of its own.
+    pub proxy: crate::proxy::Settings,
 }
 
 impl Default for Config {
@@ -104,7 +95,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(3600),
             max_idle_timeout: Duration::from_secs(30 * 86400),
             ui: UiSettings::default(),
-            proxy: ProxySettings::default(),
+            proxy: crate::proxy::Settings::default(),
         }
     }
 }
@@ -357,7 +348,7 @@ mod tests {
         assert!(Config::parse("proxy:\n  bogus: 1\n").is_err());
         assert_eq!(
             Config::parse("proxy: {}\n").unwrap().proxy,
-            ProxySettings::default()
+            crate::proxy::Settings::default()
         );
     }
 

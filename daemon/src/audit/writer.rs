@@ -53,10 +53,18 @@ pub(super) struct Writer {
     snapshot: Option<Arc<Snapshot>>,
     /// Callers that waited on the last batch (see [`gather`]).
     last_waiters: usize,
-    /// The vault's anchor (sealed head, or pending head) lags the log: it
-    /// is stored after the batch's callers were answered (see
-    /// [`Writer::commit_anchor`]).
-    anchor_due: bool,
+    /// Which of the vault's anchors lags the log: it is stored after the
+    /// batch's callers were answered (see [`Writer::commit_anchor`]).
+    anchor_due: Option<Due>,
+}
+
+/// The anchor a write moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// The sealed chain's head ([`AuditAnchor`]).
+    Sealed,
+    /// The pending chain's head ([`PendingAnchor`]).
+    Pending,
 }
 
 fn note(action: &str, error: String, detail: serde_json::Value) -> Record {
@@ -100,7 +108,7 @@ impl Writer {
             notes,
             snapshot: None,
             last_waiters: 0,
-            anchor_due: false,
+            anchor_due: None,
         }
     }
 
@@ -172,10 +180,10 @@ impl Writer {
                     // while it cannot be, actions stay refused.
                     let healed = self.write(vec![r]).and_then(|()| {
                         self.commit_anchor();
-                        match self.anchor_due {
-                            true => Err(self.failure.clone().unwrap_or_default()),
-                            false => Ok(()),
+                        if self.anchor_due.is_some() {
+                            return Err(self.failure.clone().unwrap_or_default());
                         }
+                        Ok(())
                     });
                     let _ = tx.send(healed);
                 }
@@ -204,28 +212,28 @@ impl Writer {
     /// second fsync. A failure leaves the log unhealthy (later actions are
     /// refused until a write succeeds) and the anchor due.
     fn commit_anchor(&mut self) {
-        if !std::mem::take(&mut self.anchor_due) {
+        let Some(due) = self.anchor_due.take() else {
             return;
-        }
+        };
         let Some(v) = self.vault.clone() else {
             return;
         };
-        let stored = if self.key.is_some() || self.chain.count == 0 {
-            let a = AuditAnchor {
-                seq: self.seq,
-                mac: self.prev.clone(),
-            };
-            v.store()
-                .set_audit_anchor(&a)
-                .map_err(|e| ("cannot store the audit anchor in the vault", e))
-        } else {
-            v.store()
+        let stored = match due {
+            Due::Sealed => v
+                .store()
+                .set_audit_anchor(&AuditAnchor {
+                    seq: self.seq,
+                    mac: self.prev.clone(),
+                })
+                .map_err(|e| ("cannot store the audit anchor in the vault", e)),
+            Due::Pending => v
+                .store()
                 .set_audit_pending(&self.chain.anchor())
-                .map_err(|e| ("cannot store the pending head in the vault", e))
+                .map_err(|e| ("cannot store the pending head in the vault", e)),
         };
         if let Err((what, e)) = stored {
             self.fail(what, e);
-            self.anchor_due = true;
+            self.anchor_due = Some(due);
         }
     }
 
@@ -309,7 +317,7 @@ impl Writer {
             }
             _ => self.snapshot = None,
         }
-        self.anchor_due = true;
+        self.anchor_due = Some(Due::Sealed);
         Ok(())
     }
 
@@ -323,7 +331,7 @@ impl Writer {
             return Err(self.fail("cannot write the audit pending file", e));
         }
         match self.vault {
-            Some(_) => self.anchor_due = true,
+            Some(_) => self.anchor_due = Some(Due::Pending),
             None => self.unanchored = true,
         }
         Ok(())

@@ -101,7 +101,7 @@ pub(crate) fn certs_pem<'a>(ders: impl IntoIterator<Item = &'a [u8]>) -> String 
 }
 
 /// Proxy settings from the daemon's configuration (`proxy.*`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
     /// Refuse CONNECTs and plain HTTP to hosts no proxied secret names,
     /// instead of tunnelling or forwarding them untouched.

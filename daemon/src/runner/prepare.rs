@@ -270,7 +270,7 @@ pub async fn prepare(
     let for_proxy = (vault.clone(), dk.clone());
     let policy = session.applied_policy();
     let work_cwd = cwd.clone();
-    let (spec, program, injections, redactor) = tokio::task::spawn_blocking(move || {
+    let (spec, program, mut injections, redactor) = tokio::task::spawn_blocking(move || {
         let cwd = work_cwd;
         let (program, injections) =
             check_in_vault(&vault, &dk, policy, &spec, mode, &cwd, Values::Open)?;
@@ -296,11 +296,11 @@ pub async fn prepare(
     })
     .await
     .map_err(|e| RunError::Internal(format!("worker failed: {e}")))??;
-    let mut injections = injections;
     // After the redactor took the real values: the child gets placeholders.
-    let subs = match mode == Mode::Agent || spec.proxy {
-        true => super::proxied::take_values(&mut injections)?,
-        false => Vec::new(),
+    let subs = if mode == Mode::Agent || spec.proxy {
+        super::proxied::take_values(&mut injections)?
+    } else {
+        Vec::new()
     };
 
     let mut keys: Vec<String> = injections.iter().map(|i| i.key.clone()).collect();
@@ -319,30 +319,31 @@ pub async fn prepare(
         "env_alias": spec.alias,
         "pty": spec.pty.is_some(),
     }));
-    let mut env = spec.env;
-    let proxy = match subs.is_empty() {
-        true => None,
-        false => {
-            let (vault, dk) = for_proxy;
-            let p = super::proxied::start(session, vault, dk, subs, rec).await?;
-            // Ours win over the client's own proxy settings: a request that
-            // bypassed the run's proxy would carry only the placeholder.
-            let vars = p.env();
-            env.retain(|v| !vars.iter().any(|(name, _)| *name == v.name));
-            env.extend(vars.into_iter().map(|(name, value)| EnvVar {
-                name,
-                value: value.into_bytes(),
-            }));
-            Some(p)
-        }
-    };
-    tracing::info!(keys = ?rec.keys, command = %spec.argv[0], ?mode, proxied = proxy.is_some(), "run prepared");
+    tracing::info!(keys = ?rec.keys, command = %spec.argv[0], ?mode, proxied = !subs.is_empty(), "run prepared");
     let (slot, timeout) = match (mode, timeout) {
         (Mode::Agent, Some(t)) => {
             let (slot, left) = queue(session, &limits, t).await?;
             (Some(slot), Some(left))
         }
         _ => (None, timeout),
+    };
+    // Started once the run has its slot (a queued run holds no listener),
+    // and before `run_start`, which carries the run id.
+    let mut env = spec.env;
+    let proxy = if subs.is_empty() {
+        None
+    } else {
+        let (vault, dk) = for_proxy;
+        let p = super::proxied::start(session, vault, dk, subs, rec).await?;
+        // Ours win over the client's own proxy settings: a request that
+        // bypassed the run's proxy would carry only the placeholder.
+        let vars = p.env();
+        env.retain(|v| !vars.iter().any(|(name, _)| *name == v.name));
+        env.extend(vars.into_iter().map(|(name, value)| EnvVar {
+            name,
+            value: value.into_bytes(),
+        }));
+        Some(p)
     };
     let mut started = rec.clone();
     started.action = "run_start".into();

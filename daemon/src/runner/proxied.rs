@@ -189,11 +189,7 @@ pub async fn start(
     run: &mut Record,
 ) -> Result<RunProxy, RunError> {
     let ca = local_ca(session, vault, dk).await?;
-    let run_id = proxy::placeholder()
-        .trim_start_matches(proxy::PLACEHOLDER_PREFIX)
-        .chars()
-        .take(12)
-        .collect::<String>();
+    let run_id = proxy::random_alnum(12);
     let detail = run.detail.get_or_insert_with(|| serde_json::json!({}));
     detail["run_id"] = serde_json::json!(run_id);
     detail["proxied"] = serde_json::json!(subs.iter().map(|s| s.key.as_str()).collect::<Vec<_>>());
@@ -204,10 +200,6 @@ pub async fn start(
         rt: tokio::runtime::Handle::current(),
     });
     let settings = session.applied.config().proxy;
-    let settings = proxy::Settings {
-        strict: settings.strict,
-        extra_roots: settings.extra_roots,
-    };
     let dir = bundle_dir(session)?;
     RunProxy::start(ca, &settings, subs, auditor, &dir)
         .await
